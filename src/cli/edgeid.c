@@ -19,9 +19,9 @@ static const struct {
 	int (*main)(int argc, char **argv);
 	const char *summary;
 } nouns[] = {
-	{ "config", cli_config_main, "validate, apply and show config.toml" },
-	{ "version", cli_version_main, "print the version" },
-	{ "help", cli_help_main, "show this help" },
+    {"config", cli_config_main, "validate, apply and show config.toml"},
+    {"version", cli_version_main, "print the version"},
+    {"help", cli_help_main, "show this help"},
 };
 
 static void usage(FILE *out)

@@ -26,7 +26,7 @@ struct buf {
 	char *data; /* NUL-terminated when non-NULL; owned */
 	size_t len;
 	size_t cap;
-	size_t max; /* bytes of content allowed, at most */
+	size_t max;  /* bytes of content allowed, at most */
 	bool secret; /* wipe on growth and free */
 };
 
@@ -64,7 +64,7 @@ struct cursor {
 
 static inline struct cursor cursor_make(const void *p, size_t n)
 {
-	struct cursor c = { p, n };
+	struct cursor c = {p, n};
 	return c;
 }
 

@@ -21,7 +21,7 @@
 #define ERR_MSG_MAX 1024
 
 struct err {
-	int code;             /* negative errno, 0 when unset */
+	int code; /* negative errno, 0 when unset */
 	char msg[ERR_MSG_MAX];
 };
 

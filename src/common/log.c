@@ -49,10 +49,10 @@ int log_level_parse(const char *s, enum log_level *ret_level)
 		const char *name;
 		enum log_level level;
 	} names[] = {
-		{ "error", LOG_LEVEL_ERR },   { "err", LOG_LEVEL_ERR },   { "warn", LOG_LEVEL_WARN },
-		{ "warning", LOG_LEVEL_WARN }, { "notice", LOG_LEVEL_NOTICE }, { "info", LOG_LEVEL_INFO },
-		{ "debug", LOG_LEVEL_DEBUG }, { "3", LOG_LEVEL_ERR },     { "4", LOG_LEVEL_WARN },
-		{ "5", LOG_LEVEL_NOTICE },    { "6", LOG_LEVEL_INFO },    { "7", LOG_LEVEL_DEBUG },
+	    {"error", LOG_LEVEL_ERR},    {"err", LOG_LEVEL_ERR},       {"warn", LOG_LEVEL_WARN},
+	    {"warning", LOG_LEVEL_WARN}, {"notice", LOG_LEVEL_NOTICE}, {"info", LOG_LEVEL_INFO},
+	    {"debug", LOG_LEVEL_DEBUG},  {"3", LOG_LEVEL_ERR},         {"4", LOG_LEVEL_WARN},
+	    {"5", LOG_LEVEL_NOTICE},     {"6", LOG_LEVEL_INFO},        {"7", LOG_LEVEL_DEBUG},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
@@ -99,7 +99,8 @@ void log_msgv(enum log_level level, const char *fmt, va_list ap)
 
 		if (clock_gettime(CLOCK_REALTIME, &now) == 0 && gmtime_r(&now.tv_sec, &tm))
 			strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		fprintf(out, "%s %s[%ld] %s: %s\n", ts, log_ident, (long)getpid(), level_name(level), line);
+		fprintf(out, "%s %s[%ld] %s: %s\n", ts, log_ident, (long)getpid(),
+			level_name(level), line);
 	}
 	fflush(out);
 	errno = saved;
