@@ -15,7 +15,7 @@ build_pkgs=(
 	gcc make meson ninja-build pkg-config
 	libssl-dev libevent-dev libjansson-dev libcurl4-openssl-dev
 	libsqlite3-dev libsystemd-dev libcmocka-dev
-	openssl ca-certificates
+	openssl ca-certificates binutils
 )
 check_pkgs=(
 	clang libclang-rt-14-dev clang-format clang-tidy cppcheck

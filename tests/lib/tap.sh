@@ -35,7 +35,7 @@ is() { # is GOT EXPECTED DESCRIPTION
 like() { # like GOT EXTENDED-REGEX DESCRIPTION
 	local got=$1 re=$2
 	shift 2
-	if printf '%s' "$got" | grep -Eq -- "$re"; then
+	if grep -Eq -- "$re" <<<"$got"; then
 		ok 0 "$*"
 	else
 		ok 1 "$*"
