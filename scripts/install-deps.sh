@@ -20,6 +20,7 @@ build_pkgs=(
 check_pkgs=(
 	clang libclang-rt-14-dev clang-format clang-tidy cppcheck
 	python3 git
+	swtpm swtpm-tools tpm2-tools libtss2-dev
 )
 demo_pkgs=()
 
