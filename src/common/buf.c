@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,11 @@ void buf_init(struct buf *b, size_t max)
 {
 	memset(b, 0, sizeof(*b));
 	b->max = max ? max : BUF_MAX_DEFAULT;
+	/* No allocation can be that large anyway; the cap keeps
+	 * len + n + 1 and the doubling in buf_reserve() from overflowing
+	 * when a caller passes SIZE_MAX to mean "no limit". */
+	if (b->max > SIZE_MAX / 2)
+		b->max = SIZE_MAX / 2;
 }
 
 void buf_init_secret(struct buf *b, size_t max)
@@ -145,6 +151,9 @@ int cursor_get_bytes(struct cursor *c, size_t n, const uint8_t **ret)
 	if (c->left < n)
 		return -EBADMSG;
 	*ret = c->p;
+	/* An empty cursor may hold NULL, and NULL + 0 is undefined. */
+	if (n == 0)
+		return 0;
 	c->p += n;
 	c->left -= n;
 	return 0;

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +15,31 @@ static const char *log_ident = "edgeid";
 static enum log_level log_max = LOG_LEVEL_INFO;
 static FILE *log_stream;
 static int log_journal = -1;
+
+/* Under systemd, stderr connected to the journal gets the priority
+ * prefix and no timestamp (the journal adds its own). JOURNAL_STREAM is
+ * inherited by every child, whatever its stderr is, so it counts only when
+ * its "device:inode" is our stderr's, as systemd.exec(5) prescribes. */
+static int stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char *end;
+
+	if (!env || !isdigit((unsigned char)env[0]))
+		return 0;
+	errno = 0;
+	dev = strtoull(env, &end, 10);
+	if (errno != 0 || *end != ':' || !isdigit((unsigned char)end[1]))
+		return 0;
+	ino = strtoull(end + 1, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return 0;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_init(const char *ident)
 {
@@ -23,9 +51,7 @@ void log_init(const char *ident)
 	env = getenv("EDGEID_LOG_LEVEL");
 	if (env && log_level_parse(env, &lvl) == 0)
 		log_max = lvl;
-	/* Under systemd, stderr is connected to the journal: let it read the
-	 * priority prefix and add its own timestamps. */
-	log_journal = getenv("JOURNAL_STREAM") != NULL;
+	log_journal = stderr_is_journal();
 }
 
 void log_set_level(enum log_level level)
@@ -90,7 +116,9 @@ void log_msgv(enum log_level level, const char *fmt, va_list ap)
 	if (level > log_max)
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
-	if (log_journal > 0) {
+	/* The journal prefix is for the journal only, not a stream that
+	 * log_set_stream() substituted. */
+	if (log_journal > 0 && out == stderr) {
 		fprintf(out, "<%d>%s\n", (int)level, line);
 	} else {
 		char ts[32] = "";
