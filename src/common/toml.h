@@ -76,7 +76,11 @@ struct toml_value {
  * error messages only ("config.toml:3:7: expected '=' after key").
  * Returns 0 and the root table in *ret_root (free with toml_free), or
  * -EINVAL for a syntax or semantic error (message in e), -E2BIG for an
- * oversized document, -ENOMEM. */
+ * oversized document, -ENOMEM. On failure *ret_root is NULL.
+ * Every message starts "FILENAME:LINE:COL: " (columns in characters),
+ * except out of memory ("FILENAME: out of memory").
+ * Strings and keys are valid UTF-8 (an escaped NUL may appear inside);
+ * a CRLF inside a multi-line string is stored as LF. */
 int toml_parse(const char *text, size_t len, const char *filename, struct toml_value **ret_root,
 	       struct err *e);
 
@@ -84,6 +88,7 @@ int toml_parse(const char *text, size_t len, const char *filename, struct toml_v
  * errno of open/read with "PATH: cannot read: <reason>" in e. */
 int toml_parse_file(const char *path, struct toml_value **ret_root, struct err *e);
 
+/* Free a tree from toml_parse or toml_parse_file. Accepts NULL. */
 void toml_free(struct toml_value *v);
 static inline void toml_freep(struct toml_value **v)
 {
@@ -100,9 +105,14 @@ const struct toml_value *toml_table_get(const struct toml_value *table, const ch
 const char *toml_type_name(enum toml_type type);
 
 /* Writing TOML (for the per-daemon files config apply generates). */
-/* Append s as a TOML basic string, with quotes and escapes. */
+/* Append s (len bytes of UTF-8, NUL allowed) as a TOML basic string, with
+ * quotes and escapes for '"', '\\' and every control character. Returns 0,
+ * -EINVAL when s is not valid UTF-8, -E2BIG past out's maximum, -ENOMEM;
+ * on failure out is left as it was. A basic string is also a valid quoted
+ * key, for keys that contain NUL. */
 int toml_format_string(struct buf *out, const char *s, size_t len) _nodiscard_;
-/* Append a key: bare when it is [A-Za-z0-9_-]+, quoted otherwise. */
+/* Append a key: bare when it is [A-Za-z0-9_-]+, quoted otherwise.
+ * Returns as toml_format_string. */
 int toml_format_key(struct buf *out, const char *key) _nodiscard_;
 
 #endif
