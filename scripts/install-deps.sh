@@ -52,6 +52,12 @@ for p in "${want[@]}"; do
 	fi
 done
 
+# Node.js runs Microsoft's SDKs in the interop tests; the machine's own
+# installation is used when there is one.
+if [ "$what" != build ] && ! command -v npm >/dev/null 2>&1; then
+	missing+=(nodejs npm)
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "install-deps: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
@@ -76,7 +82,10 @@ fi
 
 # npm packages for the interop tests, once they exist.
 if [ "$what" != build ] && [ -f "$here/tests/interop/package.json" ]; then
-	if [ ! -d "$here/tests/interop/node_modules" ]; then
+	# npm ci again whenever the lock file is newer than what is installed.
+	stamp=$here/tests/interop/node_modules/.package-lock.json
+	if [ ! -f "$stamp" ] || [ "$here/tests/interop/package-lock.json" -nt "$stamp" ]; then
+		echo "install-deps: installing the interop tests' npm packages"
 		(cd "$here/tests/interop" && npm ci --no-audit --no-fund --loglevel=error)
 	fi
 fi

@@ -1,0 +1,6 @@
+/* SPDX-License-Identifier: MIT */
+#include <stddef.h>
+
+#include "cloud/cloud.h"
+
+const struct cloud_service cloud_service_hub = {.name = "hub"};
