@@ -19,7 +19,7 @@
  * authPolicy, scheme HMAC + SHA-256, then a 32-byte unique. */
 #define ID_PUBLIC_LEN (2 + 2 + 4 + 2 + 2 + 2 + 2 + HASH_SHA256_LEN)
 #define ID_KEY_ATTRIBUTES                                                                          \
-	(TPMA_OBJECT_SIGN | TPMA_OBJECT_NODA | TPMA_OBJECT_USERWITHAUTH) /* 0x00040440 */
+	(TPM_PUB_ATTR_SIGN | TPM_PUB_ATTR_NODA | TPM_PUB_ATTR_USERWITHAUTH) /* 0x00040440 */
 /* TPM2B_SENSITIVE: size, sensitiveType, authValue (empty), seedValue, key. */
 #define SENS2B_MAX (2 + 2 + 2 + 2 + SEED_LEN + 2 + TPM_BLOB_KEY_MAX)
 /* A TPM2B_DIGEST holding a SHA-256 value. */

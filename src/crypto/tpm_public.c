@@ -80,7 +80,7 @@ static int expect_alg(struct cursor *c, const char *field, uint16_t want, uint16
 
 static int parse_rsa(struct cursor *c, struct tpm_public *pub, struct err *e)
 {
-	const uint32_t need = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+	const uint32_t need = TPM_PUB_ATTR_RESTRICTED | TPM_PUB_ATTR_DECRYPT;
 	const uint8_t *unique;
 	uint32_t exponent;
 	int r;
@@ -121,7 +121,7 @@ static int parse_rsa(struct cursor *c, struct tpm_public *pub, struct err *e)
 	if (!(unique[0] & 0x80) || !(unique[255] & 1))
 		return err_set(e, -EBADMSG, PFX "unique: not a 2048-bit RSA modulus");
 	memcpy(pub->unique, unique, pub->unique_len);
-	if ((pub->attributes & need) != need || (pub->attributes & TPMA_OBJECT_SIGN))
+	if ((pub->attributes & need) != need || (pub->attributes & TPM_PUB_ATTR_SIGN))
 		return err_set(e, -EOPNOTSUPP,
 			       PFX "objectAttributes: 0x%08x is not a restricted decryption key "
 				   "(restricted and decrypt set, sign clear)",
@@ -131,7 +131,7 @@ static int parse_rsa(struct cursor *c, struct tpm_public *pub, struct err *e)
 
 static int parse_keyedhash(struct cursor *c, struct tpm_public *pub, struct err *e)
 {
-	const uint32_t forbid = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+	const uint32_t forbid = TPM_PUB_ATTR_RESTRICTED | TPM_PUB_ATTR_DECRYPT;
 	const uint8_t *unique;
 	int r;
 
@@ -147,7 +147,7 @@ static int parse_keyedhash(struct cursor *c, struct tpm_public *pub, struct err 
 		return err_set(e, -EBADMSG, PFX "unique: %u bytes, expected %d", pub->unique_len,
 			       HASH_SHA256_LEN);
 	memcpy(pub->unique, unique, pub->unique_len);
-	if (!(pub->attributes & TPMA_OBJECT_SIGN) || (pub->attributes & forbid))
+	if (!(pub->attributes & TPM_PUB_ATTR_SIGN) || (pub->attributes & forbid))
 		return err_set(e, -EOPNOTSUPP,
 			       PFX "objectAttributes: 0x%08x is not an HMAC signing key "
 				   "(sign set, restricted and decrypt clear)",
