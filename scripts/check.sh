@@ -105,6 +105,12 @@ for stage in $stages; do
 				work=$(mktemp -d)
 				seeds=tests/fuzz/corpus/${name#fuzz_}
 				[ -d "$seeds" ] && cp -r "$seeds/." "$work/"
+				# The config fuzzer starts from the real aziot configs.
+				if [ "$name" = fuzz_config ] && [ -d ../shared/conformance/aziot-config/cases ]; then
+					for c in ../shared/conformance/aziot-config/cases/*/config.toml; do
+						cp "$c" "$work/$(basename "$(dirname "$c")").toml"
+					done
+				fi
 				if "$h" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
 					-artifact_prefix="$logdir/$name-" "$work" \
 					>"$logdir/$name.log" 2>&1; then

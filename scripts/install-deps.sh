@@ -14,13 +14,14 @@ what=${1:-check}
 build_pkgs=(
 	gcc make meson ninja-build pkg-config
 	libssl-dev libevent-dev libjansson-dev libcurl4-openssl-dev
-	libsqlite3-dev libsystemd-dev libcmocka-dev
+	libsqlite3-dev libsystemd-dev libcmocka-dev libtss2-dev libp11-kit-dev
 	openssl ca-certificates binutils
 )
 check_pkgs=(
 	clang libclang-rt-14-dev clang-format clang-tidy cppcheck
-	python3 git
+	python3 git sqlite3 curl
 	swtpm swtpm-tools tpm2-tools libtss2-dev
+	softhsm2 libp11-kit-dev opensc
 )
 demo_pkgs=()
 

@@ -338,7 +338,7 @@ static int manual_csr_subject(const struct config_manual *m, struct config_value
 		char up[128];
 		size_t j;
 
-		for (j = 0; en->key[j] && j < sizeof(up) - 1; j++)
+		for (j = 0; j < sizeof(up) - 1 && en->key[j]; j++)
 			up[j] = (char)(en->key[j] >= 'a' && en->key[j] <= 'z' ? en->key[j] - 32
 									      : en->key[j]);
 		up[j] = '\0';

@@ -974,8 +974,10 @@ static char *template_variant(const struct block *blocks, size_t nb, const struc
 	for (char *s = tpl;;) {
 		char *nl = strchr(s, '\n');
 
-		lines = reallocarray(lines, n + 1, sizeof(*lines));
-		assert_non_null(lines);
+		char **grown = reallocarray(lines, n + 1, sizeof(*lines));
+
+		assert_non_null(grown);
+		lines = grown;
 		lines[n++] = s;
 		if (!nl)
 			break;
