@@ -40,6 +40,7 @@
 #include <openssl/err.h>
 
 #include "common/buf.h"
+#include "common/encode.h"
 #include "common/http_server.h"
 #include "common/log.h"
 
@@ -218,40 +219,22 @@ static int hexval(char ch)
 	return -1;
 }
 
-/* Check that every '%' in s[0..n) starts a valid escape other than %00. */
-static bool pct_valid(const char *s, size_t n)
+/* s[0..n) percent-decoded ('+' as space with plus_as_space) into a new
+ * string in *ret. Returns 0, -EBADMSG (a bad or truncated escape, or %00,
+ * which would cut the string short), -ENOMEM. */
+static int pct_decode(const char *s, size_t n, bool plus_as_space, char **ret)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] != '%')
-			continue;
-		if (n - i < 3 || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
-			return false;
-		if (s[i + 1] == '0' && s[i + 2] == '0')
-			return false;
-		i += 2;
-	}
-	return true;
-}
+	_cleanup_buf_ struct buf b;
+	int r;
 
-/* Decode s[0..n), which pct_valid() accepted. NULL on -ENOMEM. */
-static char *pct_decode(const char *s, size_t n, bool plus_as_space)
-{
-	char *out = malloc(n + 1), *o = out;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%' && n - i >= 3) {
-			*o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-			i += 2;
-		} else if (s[i] == '+' && plus_as_space) {
-			*o++ = ' ';
-		} else {
-			*o++ = s[i];
-		}
-	}
-	*o = '\0';
-	return out;
+	buf_init(&b, n + 1); /* decoding never lengthens; +1 as 0 means "default" */
+	r = url_decode(&b, s, n, plus_as_space);
+	if (r == -EINVAL)
+		return -EBADMSG;
+	if (r < 0)
+		return -ENOMEM;
+	*ret = buf_steal(&b, NULL);
+	return *ret ? 0 : -ENOMEM;
 }
 
 static struct timeval ms_to_tv(unsigned ms)
@@ -440,8 +423,8 @@ static int request_parse_query(struct http_request *req)
 	while (*q) {
 		const char *end = strchrnul(q, '&');
 		const char *eq = memchr(q, '=', (size_t)(end - q));
-		const char *vend = end;
 		struct kv *kv;
+		int r;
 
 		if (end == q) {
 			q++;
@@ -449,16 +432,14 @@ static int request_parse_query(struct http_request *req)
 		}
 		if (!eq)
 			eq = end;
-		if (!pct_valid(q, (size_t)(eq - q)) ||
-		    (eq < end && !pct_valid(eq + 1, (size_t)(vend - eq - 1))))
-			return -EBADMSG;
-		kv = &req->query_kv[req->n_query];
-		kv->name = pct_decode(q, (size_t)(eq - q), true);
-		kv->value =
-		    eq < end ? pct_decode(eq + 1, (size_t)(vend - eq - 1), true) : strdup("");
-		req->n_query++;
-		if (!kv->name || !kv->value)
-			return -ENOMEM;
+		kv = &req->query_kv[req->n_query++];
+		r = pct_decode(q, (size_t)(eq - q), true, &kv->name);
+		if (r == 0 && eq < end)
+			r = pct_decode(eq + 1, (size_t)(end - eq - 1), true, &kv->value);
+		else if (r == 0 && !(kv->value = strdup("")))
+			r = -ENOMEM;
+		if (r < 0)
+			return r;
 		q = *end ? end + 1 : end;
 	}
 	return 0;
@@ -732,6 +713,7 @@ static int parse_request_line(struct http_conn *c, const char *line, size_t len)
 	const char *sp1, *sp2, *target, *path, *q, *v;
 	size_t tlen, vlen;
 	struct http_request *req;
+	char *decoded = NULL;
 	int r;
 
 	for (size_t i = 0; i < len; i++) {
@@ -780,7 +762,13 @@ static int parse_request_line(struct http_conn *c, const char *line, size_t len)
 		req->path = strdup("/");
 	if (!req->path || (q && !(req->query = strdup(q + 1))))
 		return conn_fail(c, 500, "out of memory");
-	if (!pct_valid(req->path, strlen(req->path)) || has_dot_segment(req->path))
+	/* Decoded here only to check every escape, so that route parameters
+	 * (decoded per segment when a route matches) cannot fail later. */
+	r = pct_decode(req->path, strlen(req->path), false, &decoded);
+	free(decoded);
+	if (r == -ENOMEM)
+		return conn_fail(c, 500, "out of memory");
+	if (r < 0 || has_dot_segment(req->path))
 		return conn_fail(c, 400, "malformed request path");
 	r = request_parse_query(req);
 	if (r == -ENOMEM)
@@ -1129,11 +1117,18 @@ static int route_walk(const struct route *rt, const char *path, struct http_requ
 				return 0;
 			if (req) {
 				struct kv *kv = &req->params[n_params++];
+				int r;
+
 				req->n_params = n_params;
 				kv->name = strndup(seg + 1, strlen(seg) - 2);
-				kv->value = pct_decode(p, n, false);
-				if (!kv->name || !kv->value)
+				if (!kv->name)
 					return -ENOMEM;
+				/* '+' stays '+' in a path. Every escape was
+				 * checked with the request line: only
+				 * -ENOMEM is left. */
+				r = pct_decode(p, n, false, &kv->value);
+				if (r < 0)
+					return r;
 			}
 		} else if (strlen(seg) != n || memcmp(seg, p, n) != 0) {
 			return 0;

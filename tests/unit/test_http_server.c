@@ -888,6 +888,36 @@ static void test_params_query_headers(void **state)
 	fixture_free(fx);
 }
 
+/* Path parameters and query parameters are percent-decoded alike, except
+ * that '+' is a space only in the query; a bad escape anywhere is refused. */
+static void test_percent_decoding(void **state)
+{
+	struct fixture *fx = start(NULL);
+	struct response r;
+
+	roundtrip_unix(fx->sock, "GET /items/a+b%2B%41%e2%82%ac HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+	assert_string_equal(r.status, "HTTP/1.1 200 OK");
+	assert_string_equal(r.body, "item=a+b+A\xe2\x82\xac");
+	response_free(&r);
+
+	roundtrip_unix(fx->sock, "GET /query?%61=1+2%202&b=%2b&=&b HTTP/1.1\r\nHost: x\r\n\r\n",
+		       &r);
+	assert_string_equal(r.body, "a=1 2 2 b=+ n=4 raw=%61=1+2%202&b=%2b&=&b");
+	response_free(&r);
+
+	assert_rejected(fx, "GET /items/ab%2 HTTP/1.1\r\nHost: x\r\n\r\n",
+			"HTTP/1.1 400 Bad Request", "malformed request path");
+	assert_rejected(fx, "GET /items/%g1 HTTP/1.1\r\nHost: x\r\n\r\n",
+			"HTTP/1.1 400 Bad Request", "malformed request path");
+	assert_rejected(fx, "GET /query?a=%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+			"HTTP/1.1 400 Bad Request", "malformed query string");
+	assert_rejected(fx, "GET /query?%4=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+			"HTTP/1.1 400 Bad Request", "malformed query string");
+	assert_rejected(fx, "GET /query?a=b% HTTP/1.1\r\nHost: x\r\n\r\n",
+			"HTTP/1.1 400 Bad Request", "malformed query string");
+	fixture_free(fx);
+}
+
 static void test_json_and_handler_error(void **state)
 {
 	struct fixture *fx = start(NULL);
@@ -1616,6 +1646,7 @@ int main(void)
 	    cmocka_unit_test(test_adopt_fd_and_connection),
 	    cmocka_unit_test(test_404_405_allow),
 	    cmocka_unit_test(test_params_query_headers),
+	    cmocka_unit_test(test_percent_decoding),
 	    cmocka_unit_test(test_json_and_handler_error),
 	    cmocka_unit_test(test_route_patterns_rejected),
 	    cmocka_unit_test(test_keepalive_and_pipelining),
