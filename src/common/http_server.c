@@ -627,7 +627,7 @@ static int error_body(const struct http_server *srv, const char *message, struct
 			return -ENOMEM;
 		r = buf_append_str(out, s);
 		free(s);
-		*ret_content_type = "application/json";
+		*ret_content_type = "application/json; charset=utf-8";
 		return r;
 	}
 	*ret_content_type = "text/plain; charset=utf-8";
@@ -1419,7 +1419,7 @@ int http_respond_json(struct http_request *req, int status, const json_t *body)
 		(void)request_send(req, 500, NULL, NULL, 0);
 		return body ? -ENOMEM : -EINVAL;
 	}
-	r = request_send(req, status, "application/json", s, strlen(s));
+	r = request_send(req, status, "application/json; charset=utf-8", s, strlen(s));
 	free(s);
 	return r;
 }

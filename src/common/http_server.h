@@ -234,11 +234,13 @@ int http_response_add_header(struct http_request *req, const char *name, const c
 int http_respond(struct http_request *req, int status, const char *content_type, const void *body,
 		 size_t len);
 
-/* Answer with body serialised compactly as application/json. body is
- * borrowed (not decref'd); NULL answers 500. Returns as http_respond. */
+/* Answer with body serialised compactly as "application/json;
+ * charset=utf-8" (the Azure SDKs parse a body as JSON only when the type
+ * says so). body is borrowed (not decref'd); NULL answers 500. Returns as
+ * http_respond. */
 int http_respond_json(struct http_request *req, int status, const json_t *body);
 
-/* Answer with {"message": message} as application/json (the error shape
+/* Answer with {"message": message} as JSON (the error shape
  * of the aziot APIs). Returns as http_respond. */
 int http_respond_message(struct http_request *req, int status, const char *message);
 

@@ -661,7 +661,7 @@ static void test_unix_get_post_peercred(void **state)
 	assert_true(resp_header(&r, "Content-Length", value, sizeof(value)));
 	assert_string_equal(value, "11");
 	assert_true(resp_header(&r, "Content-Type", value, sizeof(value)));
-	assert_string_equal(value, "application/json");
+	assert_string_equal(value, "application/json; charset=utf-8");
 	assert_string_equal(r.body, "{\"a\":\"b c\"}");
 	response_free(&r);
 	client_close(&cl);
@@ -807,7 +807,7 @@ static void test_404_405_allow(void **state)
 	assert_string_equal(r.status, "HTTP/1.1 404 Not Found");
 	assert_string_equal(r.body, "{\"message\":\"not found\"}");
 	assert_true(resp_header(&r, "Content-Type", value, sizeof(value)));
-	assert_string_equal(value, "application/json");
+	assert_string_equal(value, "application/json; charset=utf-8");
 	response_free(&r);
 
 	roundtrip_unix(fx->sock, "POST /items/7 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
@@ -930,7 +930,7 @@ static void test_json_and_handler_error(void **state)
 	assert_int_equal(read_response(&cl, &r), 0);
 	assert_string_equal(r.status, "HTTP/1.1 201 Created");
 	assert_true(resp_header(&r, "Content-Type", value, sizeof(value)));
-	assert_string_equal(value, "application/json");
+	assert_string_equal(value, "application/json; charset=utf-8");
 	assert_string_equal(r.body, "{\"ok\":true,\"n\":3}");
 	response_free(&r);
 
