@@ -107,4 +107,77 @@ struct cloud_service {
 extern const struct cloud_service cloud_service_dps;
 extern const struct cloud_service cloud_service_hub;
 
+/* --- the runtime, for services ------------------------------------------
+ * Everything below is provided by the runtime library (libcloud) and may
+ * be called by services from config_parse and from their admin nouns. */
+
+#define CLOUD_MAX_SERVICES 4
+
+/* One service enabled in the config file, as the runtime parsed it. */
+struct cloud_service_instance {
+	const struct cloud_service *service;
+	const struct toml_value *table; /* its [NAME] table, in cfg->doc */
+	struct cloud_service_common common;
+	void *settings; /* what service->config_parse returned; owned */
+};
+
+/* A whole config file: the shared part and every enabled service. */
+struct cloud_setup {
+	struct cloud_config cfg;
+	struct cloud_service_instance services[CLOUD_MAX_SERVICES];
+	size_t n_services;
+};
+
+/* Read and check the config file at path: [store], [tls], and for each of
+ * services[] whose table is present, the common keys and then the
+ * service's config_parse. Tables other than store, tls and those of
+ * services[] are an error (a misspelled service). Returns 0 and a setup
+ * in *ret (free with cloud_setup_free), or a negative errno with one
+ * sentence in e ("FILE:LINE:COL: KEY: expected ..."): -ENOENT and other
+ * errnos of reading, -EINVAL for content, -ENOMEM. */
+int cloud_setup_load(const char *path, const struct cloud_service *const *services,
+		     size_t n_services, struct cloud_setup **ret, struct err *e);
+/* Accepts NULL. */
+void cloud_setup_free(struct cloud_setup *s);
+DEFINE_CLEANUP_FUNC(struct cloud_setup *, cloud_setup_free)
+
+/* The instance of the service called name, or NULL when not enabled. */
+const struct cloud_service_instance *cloud_setup_find(const struct cloud_setup *s,
+						      const char *name);
+
+/* Config-file errors for services, all in the form
+ *   FILE:LINE:COL: PATH: MESSAGE
+ * where PATH is tpath + "." + key ("hub.shared_access_policy[1].name").
+ * Each returns 0, -EINVAL (with the message in e), or -ENOMEM.
+ *
+ * cloud_config_fail: the message at pos (a value's pos, a key's key_pos);
+ * returns -EINVAL. */
+int cloud_config_fail(const struct cloud_config *cfg, struct toml_pos pos, const char *path,
+		      struct err *e, const char *fmt, ...) _printf_(5, 6);
+/* Fail on any key of table that is neither in known (NULL-terminated) nor,
+ * with common_too, one of the runtime's common service keys (listen,
+ * host_name, workers, tls_cert, tls_key). */
+int cloud_config_check_keys(const struct cloud_config *cfg, const struct toml_value *table,
+			    const char *tpath, const char *const *known, bool common_too,
+			    struct err *e);
+/* A string (non-empty, no NUL). Absent: *ret = NULL and 0, or "missing
+ * required key" when required. *ret is borrowed from cfg->doc. */
+int cloud_config_string(const struct cloud_config *cfg, const struct toml_value *table,
+			const char *tpath, const char *key, bool required, const char **ret,
+			struct err *e);
+/* An integer in [min, max]; absent: *ret = def (or an error when required). */
+int cloud_config_int(const struct cloud_config *cfg, const struct toml_value *table,
+		     const char *tpath, const char *key, bool required, int64_t min, int64_t max,
+		     int64_t def, int64_t *ret, struct err *e);
+int cloud_config_bool(const struct cloud_config *cfg, const struct toml_value *table,
+		      const char *tpath, const char *key, bool def, bool *ret, struct err *e);
+/* An array of tables (or absent: *ret = NULL, 0). *ret is borrowed. */
+int cloud_config_table_array(const struct cloud_config *cfg, const struct toml_value *table,
+			     const char *tpath, const char *key, const struct toml_value **ret,
+			     struct err *e);
+/* A string or an array of strings, as a NULL-terminated array of borrowed
+ * strings that the caller frees (free(), not the strings). Absent: NULL. */
+int cloud_config_strings(const struct cloud_config *cfg, const struct toml_value *table,
+			 const char *tpath, const char *key, const char ***ret, struct err *e);
+
 #endif
