@@ -44,55 +44,12 @@ int cloud_config_fail(const struct cloud_config *cfg, struct toml_pos pos, const
 	return err_set(e, -EINVAL, "%s:%u:%u: %s: %s", cfg->path, pos.line, pos.col, path, msg);
 }
 
-/* How a value reads in "got ..." (strings quoted and shortened). */
-static void describe(const struct toml_value *v, char *out, size_t n)
-{
-	switch (v->type) {
-	case TOML_STRING: {
-		char shown[96];
-		size_t j = 0, i = 0;
-
-		for (; i < v->str.len && j < sizeof(shown) - 3; i++) {
-			unsigned char c = (unsigned char)v->str.ptr[i];
-
-			if (c == '"' || c == '\\') {
-				shown[j++] = '\\';
-				shown[j++] = (char)c;
-			} else {
-				shown[j++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-			}
-		}
-		shown[j] = '\0';
-		snprintf(out, n, "\"%s%s\"", shown, i < v->str.len ? "..." : "");
-		break;
-	}
-	case TOML_INTEGER:
-		snprintf(out, n, "%lld", (long long)v->integer);
-		break;
-	case TOML_FLOAT:
-		snprintf(out, n, "%g", v->flt);
-		break;
-	case TOML_BOOL:
-		snprintf(out, n, "%s", v->boolean ? "true" : "false");
-		break;
-	case TOML_ARRAY:
-		snprintf(out, n, "an array");
-		break;
-	case TOML_TABLE:
-		snprintf(out, n, "a table");
-		break;
-	default:
-		snprintf(out, n, "a %s", toml_type_name(v->type));
-		break;
-	}
-}
-
 static int fail_type(const struct cloud_config *cfg, const struct toml_value *v, const char *path,
 		     const char *expected, struct err *e)
 {
 	char got[128];
 
-	describe(v, got, sizeof(got));
+	toml_describe(v, got, sizeof(got));
 	return cloud_config_fail(cfg, v->pos, path, e, "expected %s, got %s", expected, got);
 }
 

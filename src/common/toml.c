@@ -2140,3 +2140,52 @@ int toml_parse_file(const char *path, struct toml_value **ret_root, struct err *
 	}
 	return toml_parse(data ? data : "", len, path, ret_root, e);
 }
+
+void toml_describe_string(const char *s, size_t len, char *out, size_t n)
+{
+	char shown[160];
+	size_t i = 0, j = 0;
+
+	for (; i < len && j < sizeof(shown) - 8; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			shown[j++] = '\\';
+			shown[j++] = (char)c;
+		} else {
+			shown[j++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+		}
+	}
+	shown[j] = '\0';
+	snprintf(out, n, "\"%s%s\"", shown, i < len ? "..." : "");
+}
+
+void toml_describe(const struct toml_value *v, char *out, size_t n)
+{
+	switch (v->type) {
+	case TOML_STRING:
+		toml_describe_string(v->str.ptr, v->str.len, out, n);
+		break;
+	case TOML_INTEGER:
+		snprintf(out, n, "%lld", (long long)v->integer);
+		break;
+	case TOML_FLOAT:
+		snprintf(out, n, "%g", v->flt);
+		break;
+	case TOML_BOOL:
+		snprintf(out, n, "%s", v->boolean ? "true" : "false");
+		break;
+	case TOML_DATETIME:
+	case TOML_DATETIME_LOCAL:
+	case TOML_DATE_LOCAL:
+	case TOML_TIME_LOCAL:
+		snprintf(out, n, "%s %s", toml_type_name(v->type), v->datetime);
+		break;
+	case TOML_ARRAY:
+		snprintf(out, n, "an array");
+		break;
+	case TOML_TABLE:
+		snprintf(out, n, "a table");
+		break;
+	}
+}

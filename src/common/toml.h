@@ -104,6 +104,16 @@ const struct toml_value *toml_table_get(const struct toml_value *table, const ch
  * "local date-time", "local date", "local time", "array", "table". */
 const char *toml_type_name(enum toml_type type);
 
+/* How a value reads after "got" in an error message: strings quoted, with
+ * '"' and '\\' escaped, control characters as '?', and shortened to about
+ * 150 characters with "..."; other scalars as written; date/times with
+ * their kind; containers as "an array" / "a table". Always NUL-terminates
+ * out (n > 0). */
+void toml_describe(const struct toml_value *v, char *out, size_t n);
+/* The string form of toml_describe, for text a caller has already
+ * rewritten (e.g. with secrets masked). */
+void toml_describe_string(const char *s, size_t len, char *out, size_t n);
+
 /* Writing TOML (for the per-daemon files config apply generates). */
 /* Append s (len bytes of UTF-8, NUL allowed) as a TOML basic string, with
  * quotes and escapes for '"', '\\' and every control character. Returns 0,

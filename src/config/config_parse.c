@@ -148,54 +148,18 @@ static void mask_pins(const char *s, char *out, size_t n)
 	out[j] = '\0';
 }
 
-/* How a value is shown after "got": strings quoted (and shortened), other
- * scalars as written, containers by kind. */
+/* How a value is shown after "got": as toml_describe, with PINs in
+ * pkcs11: URIs masked. */
 static void describe(tv_t *v, char *out, size_t n)
 {
-	switch (v->type) {
-	case TOML_STRING: {
-		char masked[256], shown[160];
-		size_t j = 0;
+	char masked[256];
 
-		mask_pins(v->str.ptr, masked, sizeof(masked));
-		for (const char *s = masked; *s && j < sizeof(shown) - 8; s++) {
-			unsigned char c = (unsigned char)*s;
-
-			if (c == '"' || c == '\\') {
-				shown[j++] = '\\';
-				shown[j++] = (char)c;
-			} else if (c < 0x20 || c == 0x7f) {
-				shown[j++] = '?';
-			} else {
-				shown[j++] = (char)c;
-			}
-		}
-		shown[j] = '\0';
-		snprintf(out, n, "\"%s%s\"", shown, strlen(masked) > j ? "..." : "");
-		break;
+	if (v->type != TOML_STRING) {
+		toml_describe(v, out, n);
+		return;
 	}
-	case TOML_INTEGER:
-		snprintf(out, n, "%lld", (long long)v->integer);
-		break;
-	case TOML_FLOAT:
-		snprintf(out, n, "%g", v->flt);
-		break;
-	case TOML_BOOL:
-		snprintf(out, n, "%s", v->boolean ? "true" : "false");
-		break;
-	case TOML_DATETIME:
-	case TOML_DATETIME_LOCAL:
-	case TOML_DATE_LOCAL:
-	case TOML_TIME_LOCAL:
-		snprintf(out, n, "%s %s", toml_type_name(v->type), v->datetime);
-		break;
-	case TOML_ARRAY:
-		snprintf(out, n, "an array");
-		break;
-	case TOML_TABLE:
-		snprintf(out, n, "a table");
-		break;
-	}
+	mask_pins(v->str.ptr, masked, sizeof(masked));
+	toml_describe_string(masked, strlen(masked), out, n);
 }
 
 static int fail(struct pctx *p, struct toml_pos pos, const char *path, const char *fmt, ...)

@@ -1020,6 +1020,43 @@ static void test_parse_file(void **state)
 			    "/nonexistent/edgeid.toml: cannot read: No such file or directory");
 }
 
+/* toml_describe: what error messages show after "got". */
+static void test_describe(void **state)
+{
+	struct toml_value *root = parse_ok("s = \"a\\\"b\\\\c\\u0001\"\n"
+					   "i = -42\nf = 1.5\nb = false\n"
+					   "d = 1979-05-27T07:32:00Z\nt = 07:32:00\n"
+					   "a = [1]\nn = {x = 1}\n");
+	char out[256], long_s[400];
+
+	(void)state;
+	toml_describe(toml_table_get(root, "s"), out, sizeof(out));
+	assert_string_equal(out, "\"a\\\"b\\\\c?\"");
+	toml_describe(toml_table_get(root, "i"), out, sizeof(out));
+	assert_string_equal(out, "-42");
+	toml_describe(toml_table_get(root, "f"), out, sizeof(out));
+	assert_string_equal(out, "1.5");
+	toml_describe(toml_table_get(root, "b"), out, sizeof(out));
+	assert_string_equal(out, "false");
+	toml_describe(toml_table_get(root, "d"), out, sizeof(out));
+	assert_string_equal(out, "offset date-time 1979-05-27T07:32:00Z");
+	toml_describe(toml_table_get(root, "t"), out, sizeof(out));
+	assert_string_equal(out, "local time 07:32:00");
+	toml_describe(toml_table_get(root, "a"), out, sizeof(out));
+	assert_string_equal(out, "an array");
+	toml_describe(toml_table_get(root, "n"), out, sizeof(out));
+	assert_string_equal(out, "a table");
+
+	/* Long strings are cut, and say so; a small out is still terminated. */
+	memset(long_s, 'x', sizeof(long_s));
+	toml_describe_string(long_s, sizeof(long_s), out, sizeof(out));
+	assert_int_equal(strlen(out), 1 + 152 + 3 + 1);
+	assert_string_equal(out + strlen(out) - 4, "...\"");
+	toml_describe_string("abcdef", 6, out, 4);
+	assert_string_equal(out, "\"ab");
+	toml_free(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1046,6 +1083,7 @@ int main(void)
 	    cmocka_unit_test(test_depth_limit),
 	    cmocka_unit_test(test_large_table),
 	    cmocka_unit_test(test_parse_file),
+	    cmocka_unit_test(test_describe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
