@@ -20,8 +20,9 @@
  *
  * Like OpenSSL (and unlike Go's Strict mode), decoders accept a final
  * group whose unused low bits are not zero ("Zh==" decodes to "f", as
- * "Zg==" does): senders in the field produce them and rejecting them
- * gains nothing, the decoded bytes are the same.
+ * "Zg==" does): senders in the field produce them, the decoded bytes are
+ * the same. B64_CANONICAL refuses them (at the offset of that last
+ * character) where a text must have one spelling only.
  *
  * Decoded output may be a secret (a base64 symmetric key): the staging
  * chunk is wiped, and so are bytes rolled back on failure.
@@ -204,6 +205,7 @@ struct radix {
 	bool url;    /* base64 alphabet */
 	bool base32; /* base32 alphabet */
 	bool ignore_ws;
+	bool canonical; /* the final group's unused bits must be zero */
 };
 
 static int bad_at(size_t *ret_bad_offset, size_t offset)
@@ -259,6 +261,8 @@ static int radix_decode_pass(struct sink *s, const struct radix *rx, const char 
 			return bad_at(ret_bad_offset, len);
 	}
 	/* The remaining `have` bits are the final group's filler. */
+	if (rx->canonical && have > 0 && (acc & ((1u << have) - 1)) != 0)
+		return bad_at(ret_bad_offset, last_data);
 	return 0;
 }
 
@@ -290,6 +294,7 @@ int base64_decode(struct buf *out, const char *text, size_t len, unsigned flags,
 	    .valid_partial = 1u << 2 | 1u << 3,
 	    .url = flags & B64_URL,
 	    .ignore_ws = flags & B64_IGNORE_WS,
+	    .canonical = flags & B64_CANONICAL,
 	};
 
 	/* PAD_OPTIONAL wins over NO_PAD when both are given. */

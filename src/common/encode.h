@@ -23,6 +23,10 @@ enum b64_flags {
 	B64_NO_PAD = 1 << 1,       /* encode: omit '='; decode: padding must be absent */
 	B64_PAD_OPTIONAL = 1 << 2, /* decode: accept input with or without padding */
 	B64_IGNORE_WS = 1 << 3,    /* decode: skip CR, LF, space, tab (PEM, EST bodies) */
+	/* decode: the final group's unused low bits must be zero, so that
+	 * exactly one text decodes to given bytes (for MACs and handles compared
+	 * as text); by default they are ignored, as OpenSSL does */
+	B64_CANONICAL = 1 << 4,
 };
 
 int base64_encode(struct buf *out, const void *data, size_t len, unsigned flags) _nodiscard_;

@@ -161,6 +161,7 @@ static void test_base64_whitespace_and_lenient_bits(void **state)
 {
 	static const char pem[] = "Zm9v\r\nYmE=\r\n";
 	_cleanup_buf_ struct buf b = {0};
+	size_t off;
 
 	(void)state;
 	buf_init(&b, 0);
@@ -181,6 +182,20 @@ static void test_base64_whitespace_and_lenient_bits(void **state)
 	assert_string_equal(buf_str(&b), "f");
 	buf_reset(&b);
 	assert_int_equal(base64_decode(&b, "Zm9", 3, B64_NO_PAD, NULL), 0);
+	assert_string_equal(buf_str(&b), "fo");
+	buf_reset(&b);
+
+	/* B64_CANONICAL refuses them, at the offending character, and leaves
+	 * the buffer as it was; canonical text still decodes. */
+	off = 99;
+	assert_int_equal(base64_decode(&b, "Zh==", 4, B64_CANONICAL, &off), -EINVAL);
+	assert_int_equal(off, 1);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(base64_decode(&b, "Zm9v Zm9", 8,
+				       B64_CANONICAL | B64_IGNORE_WS | B64_PAD_OPTIONAL, &off),
+			 -EINVAL);
+	assert_int_equal(off, 7);
+	assert_int_equal(base64_decode(&b, "Zm8=", 4, B64_CANONICAL, NULL), 0);
 	assert_string_equal(buf_str(&b), "fo");
 }
 
