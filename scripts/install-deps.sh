@@ -19,7 +19,7 @@ build_pkgs=(
 )
 check_pkgs=(
 	clang libclang-rt-14-dev clang-format clang-tidy cppcheck
-	python3 git sqlite3 curl
+	python3 git sqlite3 curl jq xxd systemd
 	swtpm swtpm-tools tpm2-tools libtss2-dev
 	softhsm2 libp11-kit-dev opensc
 )
