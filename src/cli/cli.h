@@ -12,5 +12,11 @@
 
 /* edgeid config apply|show|check ... (argv[0] is "config") */
 int cli_config_main(int argc, char **argv);
+/* edgeid tpm provisioning-info ... */
+int cli_tpm_main(int argc, char **argv);
+/* edgeid system status|logs|restart|stop|reprovision ... */
+int cli_system_main(int argc, char **argv);
+/* edgeid identity show|list ... */
+int cli_identity_main(int argc, char **argv);
 
 #endif

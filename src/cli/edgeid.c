@@ -20,6 +20,9 @@ static const struct {
 	const char *summary;
 } nouns[] = {
     {"config", cli_config_main, "validate, apply and show config.toml"},
+    {"system", cli_system_main, "status, logs, restart and reprovisioning of the daemons"},
+    {"identity", cli_identity_main, "the device's identities"},
+    {"tpm", cli_tpm_main, "the TPM's registration id and endorsement key"},
     {"version", cli_version_main, "print the version"},
     {"help", cli_help_main, "show this help"},
 };
@@ -34,19 +37,12 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < ARRAY_SIZE(nouns); i++)
 		fprintf(out, "  %-10s %s\n", nouns[i].name, nouns[i].summary);
 	fprintf(out, "\n"
-		     "Config commands:\n"
-		     "  config apply [-c FILE] [--root DIR] [--dry-run]\n"
-		     "                   validate FILE (default /etc/aziot/config.toml) and write\n"
-		     "                   each daemon's configuration\n"
-		     "  config check [-c FILE]   validate only\n"
-		     "  config show  [-c FILE] [--json]\n"
-		     "                   print the effective configuration, secrets masked\n"
-		     "\n"
 		     "Options:\n"
 		     "  -v, --verbose   log debug messages to stderr\n"
 		     "  -h, --help      show this help\n"
 		     "  -V, --version   print the version\n"
 		     "\n"
+		     "'edgeid COMMAND --help' shows a command's verbs and options.\n"
 		     "See edgeid(1) and edgeid-config.toml(5).\n");
 }
 

@@ -11,14 +11,24 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "device/daemon/daemon.h"
+#include "device/identityd/identityd.h"
 #include "device/keyd/keyd.h"
+#include "device/supervise/supervise.h"
+#include "device/tpmd/tpmd.h"
 #include "edgeid-version.h"
 
+/* Each entry is a daemon run by the shared runtime (spec), or a program of
+ * its own (main: the supervisor). */
 static const struct {
 	const char *name;
 	const struct daemon_spec *spec;
+	int (*main)(int argc, char **argv);
+	const char *summary;
 } daemons[] = {
-    {"keyd", &keyd_spec},
+    {"keyd", &keyd_spec, NULL, NULL},
+    {"tpmd", &tpmd_spec, NULL, NULL},
+    {"identityd", &identityd_spec, NULL, NULL},
+    {"supervise", NULL, supervise_main, "start the daemons, restart them when they die"},
 };
 
 static void usage(FILE *out)
@@ -30,7 +40,8 @@ static void usage(FILE *out)
 		     "\n"
 		     "Daemons:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(daemons); i++)
-		fprintf(out, "  %-10s %s\n", daemons[i].name, daemons[i].spec->summary);
+		fprintf(out, "  %-10s %s\n", daemons[i].name,
+			daemons[i].spec ? daemons[i].spec->summary : daemons[i].summary);
 	fprintf(out, "\n"
 		     "Commands:\n"
 		     "  version    print the version\n"
@@ -39,16 +50,16 @@ static void usage(FILE *out)
 		     "'edgeidd DAEMON --help' lists a daemon's options. See edgeidd(8).\n");
 }
 
-static const struct daemon_spec *find(const char *name)
+static int find(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(daemons); i++)
 		if (streq(daemons[i].name, name))
-			return daemons[i].spec;
-	return NULL;
+			return (int)i;
+	return -1;
 }
 
 /* The daemon named by an invocation name: "edgeidd-keyd", "aziot-keyd". */
-static const struct daemon_spec *from_argv0(const char *argv0)
+static int from_argv0(const char *argv0)
 {
 	const char *base = strrchr(argv0, '/');
 
@@ -57,19 +68,26 @@ static const struct daemon_spec *from_argv0(const char *argv0)
 		return find(base + 8);
 	if (strneq(base, "aziot-", 6))
 		return find(base + 6);
-	return NULL;
+	return -1;
+}
+
+static int run(int i, int argc, char **argv)
+{
+	if (daemons[i].spec)
+		return daemon_run(daemons[i].spec, argc, argv);
+	return daemons[i].main(argc, argv);
 }
 
 int main(int argc, char **argv)
 {
-	const struct daemon_spec *spec;
+	int i;
 
 	log_init("edgeidd");
 	if (argc < 1)
 		return 2;
-	spec = from_argv0(argv[0]);
-	if (spec)
-		return daemon_run(spec, argc, argv);
+	i = from_argv0(argv[0]);
+	if (i >= 0)
+		return run(i, argc, argv);
 
 	if (argc < 2) {
 		usage(stderr);
@@ -83,8 +101,8 @@ int main(int argc, char **argv)
 		printf("edgeidd %s\n", EDGEID_VERSION);
 		return 0;
 	}
-	spec = find(argv[1]);
-	if (!spec) {
+	i = find(argv[1]);
+	if (i < 0) {
 		fprintf(stderr, "edgeidd: unknown daemon or command '%s'\nTry 'edgeidd --help'.\n",
 			argv[1]);
 		return 2;
@@ -94,8 +112,8 @@ int main(int argc, char **argv)
 	{
 		char prog[64];
 
-		snprintf(prog, sizeof(prog), "edgeidd %s", spec->name);
+		snprintf(prog, sizeof(prog), "edgeidd %s", daemons[i].name);
 		argv[1] = prog;
-		return daemon_run(spec, argc - 1, argv + 1);
+		return run(i, argc - 1, argv + 1);
 	}
 }

@@ -13,7 +13,8 @@ width=$(printf '%s\n' "$out" | awk '{ if (length > w) w = length } END { print w
 ok $((lines > 24)) "--help fits a 24-line screen ($lines lines)"
 ok $((width > 80)) "--help fits 80 columns ($width)"
 like "$out" '^Usage: edgeid ' "--help starts with the usage line"
-like "$out" 'config apply' "--help lists config apply"
+like "$out" "^  config +validate, apply and show config.toml$" "--help lists the config command"
+like "$("$edgeid" config --help)" "apply +validate config.toml" "config --help lists apply"
 
 is "$("$edgeid" version)" "edgeid $(sed -n "s/^ *version : '\(.*\)',/\1/p" "$src/meson.build")" \
 	"version matches meson.build"
