@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Completing a registration: choose the hub, create or update the device
+ * there through its registry API, write the outcome into the registration
+ * record.
+ *
+ * The device's PUT is answered 202 as soon as the record says "assigning"
+ * (durably); the rest runs here, on a few threads per worker process,
+ * because the hub and webhook clients are blocking. Each thread has its
+ * own HTTP client (kept-alive connections to the hubs) and its own store
+ * handle for reading. The outcomes go back to the event loop (an eventfd),
+ * which writes them in its batch with the loop's store handle: one writer
+ * per process keeps the database's write lock uncontended, and one commit
+ * serves many outcomes. The device's status poll reads the record.
+ *
+ * The record carries every input of the job, so a job is never only in
+ * memory: if a process dies with jobs queued, a later status poll that
+ * finds the record "assigning" for longer than assignment_stale_seconds
+ * hands it to a thread again (dps_assign_restart). Jobs are idempotent:
+ * the device is created or replaced, and an outcome is written only while
+ * the record still names the job's operation.
+ *
+ * Outcomes (dps-protocol.md §1.5, §5; hub-protocol.md §8):
+ *   first assignment                    initialAssignment, initialTwin applied
+ *   again, same hub, migrateDeviceData  reprovisionedToInitialAssignment
+ *   again, another hub, migrate         deviceDataMigrated (tags and desired
+ *                                       properties copied from the old hub)
+ *   again, !migrateDeviceData           deviceDataReset (device recreated with
+ *                                       the initial twin)
+ *   no hub to assign                    failed, errorCode 400208
+ *   the hub refused DPS's credentials   failed, errorCode 400209
+ *   the hub or the webhook failed       failed, errorCode 500208 / 500209
+ */
+#ifndef EDGEID_DPS_ASSIGN_H
+#define EDGEID_DPS_ASSIGN_H
+
+#include <jansson.h>
+
+#include "cloud/dps/dps.h"
+
+struct store;
+struct http_client;
+struct dps_assigner;
+
+struct event_base;
+
+/* Start settings->assignment_threads threads (they open their store
+ * handles from settings->store_url). With base, outcomes are written on
+ * base's loop with loop_store, after begin_write(userdata) (which opens
+ * the loop's batch); without, each thread writes its own. settings and
+ * loop_store must outlive the assigner. Returns 0, -ENOMEM, or the errno
+ * of eventfd or pthread_create. */
+int dps_assigner_new(const struct dps_settings *settings, struct event_base *base,
+		     struct store *loop_store, int (*begin_write)(void *userdata, struct err *e),
+		     void *userdata, struct dps_assigner **ret, struct err *e);
+
+/* Queue the job for registration_id's operation operation_id. Returns 0,
+ * -ENOMEM, -EAGAIN (the queue is full: the record stays "assigning" and a
+ * later poll restarts it). */
+int dps_assigner_submit(struct dps_assigner *a, const char *registration_id,
+			const char *operation_id);
+
+/* Stop the threads after the jobs they are running, write the outcomes
+ * they finished (queued jobs stay "assigning" in the store) and free. From
+ * the loop's thread. Accepts NULL. */
+void dps_assigner_free(struct dps_assigner *a);
+DEFINE_CLEANUP_FUNC(struct dps_assigner *, dps_assigner_free)
+
+/* Run one job on the calling thread and write its outcome (admin, tests).
+ * client may be NULL (a one-off one is used). Returns 0 (the outcome,
+ * success or failure, is in the record; also when there was nothing to
+ * do), or a store failure. */
+int dps_assign_run(struct store *store, const struct dps_settings *settings,
+		   struct http_client *client, const char *registration_id,
+		   const char *operation_id, struct err *e);
+
+/* Mark an "assigning" record whose job went quiet as restarted now, so
+ * that only one worker picks it up. doc/etag as loaded. Returns 1 when the
+ * caller should submit the job, 0 when it is not stale (or someone else
+ * restarted it), or a store failure. */
+int dps_assign_restart(struct store *store, const struct dps_settings *settings, json_t *doc,
+		       const char *etag, struct err *e);
+
+#endif
