@@ -99,7 +99,7 @@ for stage in $stages; do
 			-Dbuildtype=debug -Doptimization=1; then
 			p=0
 			f=0
-			for h in build-fuzz/fuzz_*; do
+			for h in build-fuzz/tests/fuzz/fuzz_*; do
 				[ -x "$h" ] || continue
 				name=$(basename "$h")
 				work=$(mktemp -d)
@@ -123,6 +123,10 @@ for stage in $stages; do
 				fi
 				rm -rf "$work"
 			done
+			if [ $((p + f)) -eq 0 ]; then
+				echo "not ok - no fuzz harness was built (build-fuzz/tests/fuzz/fuzz_*)"
+				f=1
+			fi
 			add fuzz "$p" "$f" 0
 		else
 			add fuzz 0 1 0
