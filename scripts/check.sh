@@ -100,7 +100,7 @@ for stage in $stages; do
 			p=0
 			f=0
 			for h in build-fuzz/tests/fuzz/fuzz_*; do
-				[ -x "$h" ] || continue
+				[ -f "$h" ] && [ -x "$h" ] || continue
 				name=$(basename "$h")
 				work=$(mktemp -d)
 				seeds=tests/fuzz/corpus/${name#fuzz_}
