@@ -247,4 +247,24 @@ done
 out=$("$edgeid" config check -c "$fixtures/warn/typos.toml" 2>/dev/null)
 is "$?:$out" "0:$fixtures/warn/typos.toml: OK" "warnings do not fail check"
 
+# trust_bundle_cert reaches identityd too (how a device trusts a
+# self-hosted cloud's CA) and certd as the user trust bundle.
+root=$tmp/root-trust
+cat >"$tmp/trust.toml" <<'TOML'
+trust_bundle_cert = "file:///etc/edgeid/cloud-ca.pem"
+[provisioning]
+source = "dps"
+global_endpoint = "https://127.0.0.2/"
+id_scope = "0ne00000A0A"
+[provisioning.attestation]
+method = "tpm"
+registration_id = "dev1"
+TOML
+"$edgeid" config apply -c "$tmp/trust.toml" --root "$root" >/dev/null 2>&1
+ok $? "apply with trust_bundle_cert"
+like "$(cat "$root/etc/aziot/identityd/config.d/00-super.toml")" \
+	'^trust_bundle_cert = "file:///etc/edgeid/cloud-ca.pem"$' "identityd trusts the bundle"
+like "$(cat "$root/etc/aziot/certd/config.d/00-super.toml")" \
+	'^trust-bundle-user = "file:///etc/edgeid/cloud-ca.pem"$' "certd preloads it as trust-bundle-user"
+
 done_testing
