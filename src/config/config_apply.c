@@ -754,9 +754,12 @@ static int gen_all(struct gen *g, const char *root, const char *source_path)
 	if (c->cloud_retries != CONFIG_CLOUD_RETRIES_DEFAULT)
 		TRY(config_value_set_int(g->identityd, "cloud_retries", c->cloud_retries));
 	/* edgeid's identityd also trusts the bundle for DPS and the hub (a
-	 * self-hosted cloud with its own CA); aziot's ignores the key. */
+	 * self-hosted cloud with its own CA); aziot's ignores unknown keys. */
 	if (c->trust_bundle_cert)
 		TRY(config_value_set_str(g->identityd, "trust_bundle_cert", c->trust_bundle_cert));
+	/* aziot gives this to edged only; edgeid's identityd applies it itself. */
+	TRY(config_value_set_str(g->identityd, "auto_reprovisioning_mode",
+				 config_reprovisioning_name(c->auto_reprovisioning_mode)));
 	TRY(idlist_add(&g->id_keys, CONFIG_ID_MASTER));
 	TRY(gen_cert_issuance(g));
 	TRY(gen_provisioning(g));

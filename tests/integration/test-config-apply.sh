@@ -264,6 +264,8 @@ TOML
 ok $? "apply with trust_bundle_cert"
 like "$(cat "$root/etc/aziot/identityd/config.d/00-super.toml")" \
 	'^trust_bundle_cert = "file:///etc/edgeid/cloud-ca.pem"$' "identityd trusts the bundle"
+like "$(cat "$root/etc/aziot/identityd/config.d/00-super.toml")" \
+	'^auto_reprovisioning_mode = "Dynamic"$' "identityd gets auto_reprovisioning_mode (default Dynamic)"
 like "$(cat "$root/etc/aziot/certd/config.d/00-super.toml")" \
 	'^trust-bundle-user = "file:///etc/edgeid/cloud-ca.pem"$' "certd preloads it as trust-bundle-user"
 
