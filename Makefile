@@ -5,12 +5,13 @@
 #   make demo       install what is missing, build, run the demo
 #   make lint       formatting, banned functions, cppcheck
 #   make fuzz       each fuzzer for FUZZ_SECONDS (default 600)
+#   make bench      the benchmarks under bench/ (see bench/README.md)
 #   make clean      remove the build directories
 
 BUILD ?= build
 FUZZ_SECONDS ?= 600
 
-.PHONY: all build check demo demo-stop lint fuzz deps clean install
+.PHONY: all build check demo demo-stop lint fuzz bench deps clean install
 
 all: build
 
@@ -40,6 +41,9 @@ lint:
 
 fuzz:
 	CHECK_STAGES=fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/check.sh
+
+bench: build
+	bench/run-dps.sh
 
 install: build
 	meson install -C $(BUILD)
