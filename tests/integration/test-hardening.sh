@@ -5,7 +5,7 @@
 set -uo pipefail
 . "$EDGEID_SOURCE_ROOT/tests/lib/tap.sh"
 
-for prog in edgeid; do
+for prog in edgeid edgeidd edgeid-cloud; do
 	bin=$EDGEID_BUILD_ROOT/$prog
 	hdr=$(readelf -h "$bin")
 	like "$hdr" 'Type:[[:space:]]+DYN' "$prog is position-independent (ELF type DYN)"
