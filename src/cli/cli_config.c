@@ -237,8 +237,7 @@ static int do_apply(const struct opts *o)
 		return CLI_EXIT_FAILURE;
 	}
 	printf("Configuration applied.\n"
-	       "Restart the services with 'edgeid system restart' once the daemons are "
-	       "installed.\n");
+	       "Run 'edgeid system restart' for the daemons to use it.\n");
 	return CLI_EXIT_OK;
 }
 

@@ -94,7 +94,7 @@ wrote $root/etc/aziot/identityd/config.d/00-super.toml (owner $(owner aziotid), 
 wrote $root/etc/aziot/tpmd/config.d/00-super.toml (owner $(owner aziottpm), mode 0600)
 wrote $root/etc/aziot/edged/config.d/00-super.toml (owner $(owner iotedge), mode 0600)
 Configuration applied.
-Restart the services with 'edgeid system restart' once the daemons are installed." \
+Run 'edgeid system restart' for the daemons to use it." \
 	"apply reports each file and what to do next"
 if [ "$(id -u)" -eq 0 ]; then
 	is "$(cat "$tmp/err")" "" "apply as root prints nothing on stderr"
