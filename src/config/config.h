@@ -494,6 +494,14 @@ static inline void config_plan_freep(struct config_plan **p)
 
 /* ---- config show ----------------------------------------------------- */
 
+/* Add to root (aziot-edged's table) the settings edged reads as config.toml
+ * gives them: [iotedge_max_requests], [agent] (with its env and registry
+ * auth), [connect], [listen] and [watchdog]. mask_secrets replaces the agent
+ * registry password with "***" (for display); apply passes false. Values
+ * are copied; root keeps owning them. Returns 0 or -ENOMEM. */
+int config_show_edge_runtime(struct config_value *root, const struct edgeid_config *c,
+			     bool mask_secrets) _nodiscard_;
+
 /* Append the effective configuration (defaults filled in) to out, as TOML
  * or (json) JSON. Symmetric keys, passwords, TPM hierarchy auth values,
  * SharedAccessKey and pin-value in PKCS#11 URIs are replaced by "***".

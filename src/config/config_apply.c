@@ -569,56 +569,7 @@ static int gen_edged(struct gen *g)
 	}
 	if (c->edge_ca.kind != CONFIG_EDGE_CA_PRELOADED && c->edge_ca.has_auto_renew)
 		TRY(set_auto_renew(e, "edge_ca_auto_renew", &c->edge_ca.auto_renew));
-	t = config_value_subtable(e, "iotedge_max_requests");
-	if (!t)
-		return -ENOMEM;
-	TRY(config_value_set_int(t, "management", c->iotedge_management_max_requests));
-	TRY(config_value_set_int(t, "workload", c->iotedge_workload_max_requests));
-
-	t = config_value_subtable(e, "agent");
-	if (!t)
-		return -ENOMEM;
-	TRY(config_value_set_str(t, "name", c->agent.name));
-	TRY(config_value_set_str(t, "type", c->agent.type));
-	TRY(config_value_set_str(t, "imagePullPolicy", c->agent.image_pull_policy));
-	sub = config_value_subtable(t, "config");
-	if (!sub)
-		return -ENOMEM;
-	TRY(config_value_set_str(sub, "image", c->agent.image));
-	TRY(config_value_set(sub, "createOptions", config_value_dup(c->agent.create_options)));
-	if (c->agent.has_auth) {
-		struct config_value *a = config_value_subtable(sub, "auth");
-
-		if (!a)
-			return -ENOMEM;
-		if (c->agent.auth_serveraddress)
-			TRY(config_value_set_str(a, "serveraddress", c->agent.auth_serveraddress));
-		if (c->agent.auth_username)
-			TRY(config_value_set_str(a, "username", c->agent.auth_username));
-		if (c->agent.auth_password)
-			TRY(config_value_set_str(a, "password", c->agent.auth_password));
-	}
-	TRY(set_map(t, "env", &c->agent.env));
-
-	t = config_value_subtable(e, "connect");
-	if (!t)
-		return -ENOMEM;
-	TRY(config_value_set_str(t, "workload_uri", c->connect_workload_uri));
-	TRY(config_value_set_str(t, "management_uri", c->connect_management_uri));
-	t = config_value_subtable(e, "listen");
-	if (!t)
-		return -ENOMEM;
-	TRY(config_value_set_str(t, "workload_uri", c->listen_workload_uri));
-	TRY(config_value_set_str(t, "management_uri", c->listen_management_uri));
-	if (c->listen_min_tls_version)
-		TRY(config_value_set_str(t, "min_tls_version", c->listen_min_tls_version));
-	t = config_value_subtable(e, "watchdog");
-	if (!t)
-		return -ENOMEM;
-	if (c->watchdog_infinite)
-		TRY(config_value_set_str(t, "max_retries", "infinite"));
-	else
-		TRY(config_value_set_int(t, "max_retries", c->watchdog_max_retries));
+	TRY(config_show_edge_runtime(e, c, false));
 
 	t = config_value_subtable(e, "moby_runtime");
 	if (!t)

@@ -362,7 +362,8 @@ static int show_identity(struct config_value *root, const struct edgeid_config *
 	return 0;
 }
 
-static int show_edge(struct config_value *root, const struct edgeid_config *c)
+int config_show_edge_runtime(struct config_value *root, const struct edgeid_config *c,
+			     bool mask_secrets)
 {
 	struct config_value *t, *sub;
 
@@ -393,7 +394,8 @@ static int show_edge(struct config_value *root, const struct edgeid_config *c)
 		if (c->agent.auth_username)
 			TRY(config_value_set_str(a, "username", c->agent.auth_username));
 		if (c->agent.auth_password)
-			TRY(config_value_set_str(a, "password", MASK));
+			TRY(config_value_set_str(a, "password",
+						 mask_secrets ? MASK : c->agent.auth_password));
 	}
 	TRY(show_map(t, "env", &c->agent.env, false));
 
@@ -416,6 +418,14 @@ static int show_edge(struct config_value *root, const struct edgeid_config *c)
 		TRY(config_value_set_str(t, "max_retries", "infinite"));
 	else
 		TRY(config_value_set_int(t, "max_retries", c->watchdog_max_retries));
+	return 0;
+}
+
+static int show_edge(struct config_value *root, const struct edgeid_config *c)
+{
+	struct config_value *t, *sub;
+
+	TRY(config_show_edge_runtime(root, c, true));
 
 	t = config_value_subtable(root, "edge_ca");
 	if (!t)

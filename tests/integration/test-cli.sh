@@ -33,6 +33,15 @@ Try 'edgeid --help'." "unknown option message"
 "$edgeid" >/dev/null 2>&1
 is $? 2 "no command is a usage error"
 
+# Option errors of the daemons name the option as written, long or short.
+edgeidd=$EDGEID_BUILD_ROOT/edgeidd
+is "$("$edgeidd" supervise --root 2>&1 >/dev/null)" "edgeidd supervise: --root: unknown option or missing argument
+Try 'edgeidd supervise --help'." "a long option missing its argument is named"
+is "$("$edgeidd" keyd -x 2>&1 >/dev/null)" "edgeidd keyd: option -x: unknown or missing its argument
+Try 'edgeidd keyd --help'." "an unknown short option is named"
+is "$("$edgeidd" keyd stray 2>&1 >/dev/null)" "edgeidd keyd: unexpected argument 'stray'
+Try 'edgeidd keyd --help'." "a stray operand is refused"
+
 for page in "$src"/docs/man/*.[0-9]; do
 	warnings=$(LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "$page" 2>&1)
 	is "$warnings" "" "man page $(basename "$page") renders without warnings"

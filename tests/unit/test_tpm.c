@@ -13,18 +13,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <netinet/in.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +33,8 @@
 #include "crypto/tpm_blob.h"
 #include "crypto/tpm_public.h"
 #include "tpm/tpm.h"
+
+#include "swtpm_fixture.h"
 
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_tctildr.h>
@@ -76,9 +73,8 @@ static const uint8_t srk_head[] = {
 
 static struct {
 	bool available; /* swtpm is installed */
-	pid_t pid;
 	char dir[64];
-	char tcti[96];
+	struct swtpm_fixture sim;
 } g;
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -89,128 +85,20 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return remove(path);
 }
 
-static bool port_free(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-static bool port_accepts(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-static pid_t spawn_swtpm(int port)
-{
-	char server[96], ctrl[96], state[96], log[96];
-	pid_t pid;
-
-	snprintf(server, sizeof(server), "type=tcp,port=%d,bindaddr=127.0.0.1", port);
-	snprintf(ctrl, sizeof(ctrl), "type=tcp,port=%d,bindaddr=127.0.0.1", port + 1);
-	snprintf(state, sizeof(state), "dir=%s/state", g.dir);
-	snprintf(log, sizeof(log), "file=%s/swtpm.log", g.dir);
-	pid = fork();
-	if (pid != 0)
-		return pid;
-	/* The child: die with the test program, even when it crashes. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	execlp("swtpm", "swtpm", "socket", "--tpm2", "--server", server, "--ctrl", ctrl,
-	       "--tpmstate", state, "--flags", "not-need-init,startup-clear", "--log", log,
-	       (char *)NULL);
-	_exit(127);
-}
-
-static void stop_swtpm(void)
-{
-	if (g.pid > 0) {
-		kill(g.pid, SIGTERM);
-		waitpid(g.pid, NULL, 0);
-		g.pid = 0;
-	}
-}
-
-/* Start swtpm on a free port pair; 0 or -1. */
-static int start_swtpm(void)
-{
-	char state[96];
-	int attempt, i, status;
-
-	snprintf(g.dir, sizeof(g.dir), "/tmp/edgeid-test-tpm-XXXXXX");
-	if (!mkdtemp(g.dir))
-		return -1;
-	snprintf(state, sizeof(state), "%s/state", g.dir);
-	if (mkdir(state, 0700) < 0)
-		return -1;
-	srand((unsigned)getpid() ^ (unsigned)time(NULL));
-	for (attempt = 0; attempt < 20; attempt++) {
-		int port = 20000 + rand() % 40000;
-
-		if (!port_free(port) || !port_free(port + 1))
-			continue;
-		g.pid = spawn_swtpm(port);
-		if (g.pid < 0)
-			return -1;
-		for (i = 0; i < 100; i++) {
-			if (waitpid(g.pid, &status, WNOHANG) == g.pid) {
-				/* Lost the port to someone else, or no swtpm. */
-				g.pid = 0;
-				if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-					return -1;
-				break;
-			}
-			if (port_accepts(port)) {
-				snprintf(g.tcti, sizeof(g.tcti), "swtpm:host=127.0.0.1,port=%d",
-					 port);
-				return 0;
-			}
-			usleep(50 * 1000);
-		}
-		stop_swtpm();
-	}
-	return -1;
-}
-
-static bool have_swtpm(void)
-{
-	const char *path = getenv("PATH");
-	_cleanup_free_ char *copy = strdup(path ? path : "/usr/bin:/bin");
-	char *save = NULL;
-
-	for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-		char exe[512];
-
-		snprintf(exe, sizeof(exe), "%s/swtpm", dir);
-		if (access(exe, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
 static int group_setup(void **state)
 {
 	(void)state;
 	/* tpm2-tss logs refused commands at error level on stderr; the
 	 * expected refusals here would drown the TAP output. */
 	setenv("TSS2_LOG", "all+none", 0);
-	g.available = have_swtpm();
+	g.available = swtpm_fixture_installed();
 	if (!g.available)
 		return 0;
-	if (start_swtpm() < 0) {
+	srand((unsigned)getpid() ^ (unsigned)time(NULL));
+	snprintf(g.dir, sizeof(g.dir), "/tmp/edgeid-test-tpm-XXXXXX");
+	if (!mkdtemp(g.dir))
+		return -1;
+	if (swtpm_fixture_start(&g.sim, g.dir, 0) < 0) {
 		fprintf(stderr, "# swtpm did not start (log in %s)\n", g.dir);
 		return -1;
 	}
@@ -220,7 +108,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	(void)state;
-	stop_swtpm();
+	swtpm_fixture_stop(&g.sim);
 	if (g.dir[0])
 		nftw(g.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return 0;
@@ -238,10 +126,10 @@ static struct tpm *open_tpm(const struct tpm_hierarchy_auth *auth)
 {
 	struct tpm *t = NULL;
 	struct err e = {0};
-	int r = tpm_open(g.tcti, auth, &t, &e);
+	int r = tpm_open(g.sim.tcti, auth, &t, &e);
 
 	if (r < 0)
-		fail_msg("tpm_open(%s): %s", g.tcti, err_msg(&e, r));
+		fail_msg("tpm_open(%s): %s", g.sim.tcti, err_msg(&e, r));
 	return t;
 }
 
@@ -362,7 +250,7 @@ struct raw {
 
 static void raw_open(struct raw *raw)
 {
-	assert_int_equal(Tss2_TctiLdr_Initialize(g.tcti, &raw->tcti), TSS2_RC_SUCCESS);
+	assert_int_equal(Tss2_TctiLdr_Initialize(g.sim.tcti, &raw->tcti), TSS2_RC_SUCCESS);
 	assert_int_equal(Esys_Initialize(&raw->esys, raw->tcti, NULL), TSS2_RC_SUCCESS);
 }
 
@@ -404,7 +292,7 @@ static void test_open_errors(void **state)
 	assert_null(t);
 
 	/* A loopback port nobody listens on. */
-	for (port = 20000 + rand() % 40000; !port_free(port); port++)
+	for (port = 20000 + rand() % 40000; !swtpm_fixture_port_free(port); port++)
 		;
 	snprintf(tcti, sizeof(tcti), "swtpm:host=127.0.0.1,port=%d", port);
 	err_clear(&e);
@@ -430,7 +318,7 @@ static void test_open_errors(void **state)
 	long_auth[sizeof(long_auth) - 1] = '\0';
 	auth.owner = long_auth;
 	err_clear(&e);
-	assert_int_equal(tpm_open(g.tcti, &auth, &t, &e), -EINVAL);
+	assert_int_equal(tpm_open(g.sim.tcti, &auth, &t, &e), -EINVAL);
 	assert_string_equal(e.msg, "tpm.hierarchy_authorization.owner: longer than 64 bytes");
 	assert_null(t);
 	long_auth[TPM_AUTH_VALUE_MAX] = '\0';
@@ -438,7 +326,7 @@ static void test_open_errors(void **state)
 	auth.endorsement = long_auth; /* exactly 64: accepted */
 	if (g.available) {
 		err_clear(&e);
-		assert_int_equal(tpm_open(g.tcti, &auth, &t, &e), 0);
+		assert_int_equal(tpm_open(g.sim.tcti, &auth, &t, &e), 0);
 		tpm_close(t);
 	}
 	tpm_close(NULL);

@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -22,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,6 +37,8 @@
 #include "crypto/tpm_blob.h"
 #include "crypto/tpm_public.h"
 #include "device/tpmd/tpmd.h"
+
+#include "swtpm_fixture.h"
 
 #define V "?api-version=" TPMD_API_VERSION
 
@@ -67,9 +67,7 @@ static const uint8_t key_k[32] = {0x4b, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
 static struct {
 	bool available; /* swtpm is installed */
 	char dir[64];
-	pid_t swtpm;
-	int port;
-	char tcti[96];
+	struct swtpm_fixture sim;
 	pid_t daemon;
 	char sock[128];
 	char log[128];
@@ -263,111 +261,11 @@ static void test_settings_errors(void **state)
 
 /* ---- swtpm and the daemon ---------------------------------------------- */
 
-static bool port_free(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-static bool port_accepts(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
 
 	nanosleep(&ts, NULL);
-}
-
-/* Start swtpm on port (0: a free one) with its state in g.dir/state.
- * Returns 0 or -1. */
-static int start_swtpm(int port)
-{
-	char server[96], ctrl[96], state[96], log[96];
-
-	for (int attempt = 0; attempt < 20; attempt++) {
-		int p = port ? port : 20000 + rand() % 40000;
-		int status;
-
-		if (!port && (!port_free(p) || !port_free(p + 1)))
-			continue;
-		snprintf(server, sizeof(server), "type=tcp,port=%d,bindaddr=127.0.0.1", p);
-		snprintf(ctrl, sizeof(ctrl), "type=tcp,port=%d,bindaddr=127.0.0.1", p + 1);
-		snprintf(state, sizeof(state), "dir=%s/state", g.dir);
-		snprintf(log, sizeof(log), "file=%s/swtpm.log", g.dir);
-		g.swtpm = fork();
-		if (g.swtpm < 0)
-			return -1;
-		if (g.swtpm == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			execlp("swtpm", "swtpm", "socket", "--tpm2", "--server", server, "--ctrl",
-			       ctrl, "--tpmstate", state, "--flags", "not-need-init,startup-clear",
-			       "--log", log, (char *)NULL);
-			_exit(127);
-		}
-		for (int i = 0; i < 200; i++) {
-			if (waitpid(g.swtpm, &status, WNOHANG) == g.swtpm) {
-				g.swtpm = 0;
-				break;
-			}
-			if (port_accepts(p)) {
-				g.port = p;
-				snprintf(g.tcti, sizeof(g.tcti), "swtpm:host=127.0.0.1,port=%d", p);
-				return 0;
-			}
-			sleep_ms(50);
-		}
-		if (g.swtpm > 0) {
-			kill(g.swtpm, SIGKILL);
-			waitpid(g.swtpm, NULL, 0);
-			g.swtpm = 0;
-		}
-		if (port)
-			sleep_ms(200); /* the same port: wait for it to be released */
-	}
-	return -1;
-}
-
-static void stop_swtpm(void)
-{
-	if (g.swtpm > 0) {
-		kill(g.swtpm, SIGTERM);
-		waitpid(g.swtpm, NULL, 0);
-		g.swtpm = 0;
-	}
-}
-
-static bool have_swtpm(void)
-{
-	const char *path = getenv("PATH");
-	_cleanup_free_ char *copy = strdup(path ? path : "/usr/bin:/bin");
-	char *save = NULL;
-
-	for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-		char exe[512];
-
-		snprintf(exe, sizeof(exe), "%s/swtpm", dir);
-		if (access(exe, X_OK) == 0)
-			return true;
-	}
-	return false;
 }
 
 struct resp {
@@ -514,8 +412,6 @@ static int log_count(const char *s)
 
 static int group_setup(void **state)
 {
-	char state_dir[96];
-
 	(void)state;
 	setenv("TSS2_LOG", "all+none", 0);
 	srand((unsigned)getpid() ^ (unsigned)time(NULL));
@@ -523,13 +419,10 @@ static int group_setup(void **state)
 	/* Traversable, for the cases that call as other users. */
 	if (!mkdtemp(g.dir) || chmod(g.dir, 0755) < 0)
 		return -1;
-	g.available = have_swtpm();
+	g.available = swtpm_fixture_installed();
 	if (!g.available)
 		return 0;
-	snprintf(state_dir, sizeof(state_dir), "%s/state", g.dir);
-	if (mkdir(state_dir, 0700) < 0)
-		return -1;
-	if (start_swtpm(0) < 0) {
+	if (swtpm_fixture_start(&g.sim, g.dir, 0) < 0) {
 		fprintf(stderr, "# swtpm did not start (log in %s)\n", g.dir);
 		return -1;
 	}
@@ -543,7 +436,7 @@ static int group_teardown(void **state)
 		kill(g.daemon, SIGKILL);
 		waitpid(g.daemon, NULL, 0);
 	}
-	stop_swtpm();
+	swtpm_fixture_stop(&g.sim);
 	nftw(g.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return 0;
 }
@@ -632,7 +525,7 @@ static void test_api_common_rules(void **state)
 
 	(void)state;
 	NEED_SWTPM();
-	config_for(g.tcti, cfg, sizeof(cfg));
+	config_for(g.sim.tcti, cfg, sizeof(cfg));
 	start_daemon(cfg);
 	expect_error_response("GET", "/get_tpm_keys", NULL, 400, "api-version not specified");
 	expect_error_response("GET", "/get_tpm_keys?api-version=2021-05-01", NULL, 400,
@@ -842,18 +735,18 @@ static void test_api_tpm_goes_away(void **state)
 	_cleanup_buf_ struct buf ek_before = {0}, srk_before = {0}, ek = {0}, srk = {0};
 	char want[256];
 	struct resp r;
-	int port = g.port, i;
+	int port = g.sim.port, i;
 
 	(void)state;
 	NEED_SWTPM();
 	get_keys(&ek_before, &srk_before);
-	stop_swtpm();
+	swtpm_fixture_stop(&g.sim);
 	/* The first command finds the connection gone. */
 	call("GET", "/get_tpm_keys" V, NULL, &r);
 	assert_int_equal(r.status, 503);
 	snprintf(want, sizeof(want),
 		 "the TPM is not available: tpm.tcti \"%s\": lost the connection to the TPM (",
-		 g.tcti);
+		 g.sim.tcti);
 	if (!strneq(message(&r), want, strlen(want)))
 		fail_msg("got %s", r.body);
 	resp_clear(&r);
@@ -867,7 +760,7 @@ static void test_api_tpm_goes_away(void **state)
 	expect_error_response("POST", "/import_auth_key" V, "{}", 422, "key: missing");
 
 	/* The TPM comes back (same state, same port): tpmd uses it again. */
-	assert_int_equal(start_swtpm(port), 0);
+	assert_int_equal(swtpm_fixture_start(&g.sim, g.dir, port), 0);
 	for (i = 0; i < 400; i++) {
 		call("GET", "/get_tpm_keys" V, NULL, &r);
 		if (r.status == 200)
@@ -897,7 +790,7 @@ static void test_api_unreachable_at_start(void **state)
 
 	(void)state;
 	NEED_SWTPM();
-	for (port = 20000 + rand() % 40000; !port_free(port); port++)
+	for (port = 20000 + rand() % 40000; !swtpm_fixture_port_free(port); port++)
 		;
 	snprintf(tcti, sizeof(tcti), "swtpm:host=127.0.0.1,port=%d", port);
 	config_for(tcti, cfg, sizeof(cfg));

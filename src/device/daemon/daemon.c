@@ -22,6 +22,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "common/cli_opts.h"
 #include "common/fs.h"
 #include "common/http_server.h"
 #include "common/log.h"
@@ -141,22 +142,10 @@ static int parse_options(const struct daemon_spec *spec, int argc, char **argv, 
 			printf("edgeidd %s\n", EDGEID_VERSION);
 			return 1;
 		default:
-			if (optopt)
-				fprintf(stderr, "%s: option -%c: unknown or missing its argument\n",
-					argv[0], optopt);
-			else
-				fprintf(stderr, "%s: %s: unknown option or missing argument\n",
-					argv[0], argv[optind - 1]);
-			fprintf(stderr, "Try '%s --help'.\n", argv[0]);
-			return -EINVAL;
+			return cli_opts_bad_option(argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help'.\n", argv[0],
-			argv[optind], argv[0]);
-		return -EINVAL;
-	}
-	return 0;
+	return cli_opts_no_operands(argc, argv);
 }
 
 /* AZIOT_<NAME>_<what>, e.g. AZIOT_KEYD_CONFIG_DIR. */

@@ -49,6 +49,7 @@
 
 #include <jansson.h>
 
+#include "common/cli_opts.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -1372,22 +1373,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 			usage(argv[0], stdout);
 			return 1;
 		default:
-			if (optopt)
-				fprintf(stderr, "%s: option -%c: unknown or missing its argument\n",
-					argv[0], optopt);
-			else
-				fprintf(stderr, "%s: %s: unknown option or missing argument\n",
-					argv[0], argv[optind - 1]);
-			fprintf(stderr, "Try '%s --help'.\n", argv[0]);
-			return -EINVAL;
+			return cli_opts_bad_option(argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "%s: unexpected argument '%s'\nTry '%s --help'.\n", argv[0],
-			argv[optind], argv[0]);
-		return -EINVAL;
-	}
-	return 0;
+	return cli_opts_no_operands(argc, argv);
 }
 
 /* path made absolute against the working directory (it need not exist). */
