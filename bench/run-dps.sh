@@ -376,7 +376,7 @@ target_lines() {
 	# shellcheck disable=SC2016
 	printf 'Server: `edgeid-cloud serve`, DPS and hub with %s workers each, SQLite store `%s` ' \
 		"$workers" "${store_query:-(defaults: WAL, synchronous=full)}"
-	printf '(the DPS defaults otherwise: retry_after 1 s, 4 assignment threads per worker).\n'
+	printf '(the DPS defaults otherwise: retry_after 1 s, 16 assignment threads per worker).\n'
 	# shellcheck disable=SC2016
 	printf 'Client: `dps-load`, %s keep-alive TLS connections on loopback, one thread. ' \
 		"$connections"

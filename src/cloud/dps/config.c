@@ -7,7 +7,7 @@
  *   id_scope = "0ne00000A0A"                  required
  *   allocation_policy = "hashed"              hashed | geoLatency | static | custom
  *   retry_after = 1                           seconds on every 202 (1..60)
- *   assignment_threads = 4                    per worker process (1..64)
+ *   assignment_threads = 16                   per worker process (1..64)
  *   assignment_stale_seconds = 30             (5..3600)
  *   hub_ca_file = "/path/ca.pem"              trust for linked hubs (default: system)
  *   webhook_ca_file = "/path/ca.pem"          trust for custom allocation webhooks
@@ -310,7 +310,9 @@ static struct dps_settings *settings_new(const char *host_name, const char *stor
 		return NULL;
 	s->default_allocation = DPS_ALLOC_HASHED;
 	s->retry_after = 1;
-	s->assignment_threads = 4;
+	/* The threads mostly wait for the hub's answer: with 4 per worker they
+	 * were the bottleneck of symmetric-key registrations (bench/README.md). */
+	s->assignment_threads = 16;
 	s->assignment_stale_s = 30;
 	if ((host_name && !(s->host_name = strdup(host_name))) ||
 	    (store_url && !(s->store_url = strdup(store_url)))) {

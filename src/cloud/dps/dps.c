@@ -10,9 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/event.h>
-
 #include "cloud/cloud.h"
+#include "cloud/commit_batch.h"
 #include "cloud/dps/admin.h"
 #include "cloud/dps/assign.h"
 #include "cloud/dps/http.h"
@@ -22,13 +21,10 @@
 #include "common/json.h"
 #include "common/log.h"
 
-struct dps_pending {
-	struct http_request *req; /* NULL once the client went away */
-	int status;
-	char *body;
+/* What a 202 acknowledged: the assignment job queued after the commit. */
+struct assignment_ticket {
 	char *registration_id;
 	char *operation_id;
-	struct dps_pending *next;
 };
 
 bool dps_seg_is(const char *seg, const char *word)
@@ -38,68 +34,51 @@ bool dps_seg_is(const char *seg, const char *word)
 
 /* --- answers ------------------------------------------------------------ */
 
-static void pending_free(struct dps_pending *p)
+static void ticket_free(void *data)
 {
-	free(p->body);
-	free(p->registration_id);
-	free(p->operation_id);
-	free(p);
+	struct assignment_ticket *t = data;
+
+	if (!t)
+		return;
+	free(t->registration_id);
+	free(t->operation_id);
+	free(t);
 }
 
-static void on_abort(struct http_request *req, void *userdata)
+/* After the commit that made the record durable: queue its assignment. */
+static void submit_ticket(void *userdata, void *data)
 {
-	struct dps_pending *p = userdata;
+	struct dps_worker *w = userdata;
+	struct assignment_ticket *t = data;
 
-	/* The client is gone: finish req now (this frees it); the job, if any,
-	 * still runs after the commit. */
-	(void)http_respond(req, 500, NULL, NULL, 0);
-	p->req = NULL;
-}
-
-static void send_now(struct http_request *req, int status, const char *body)
-{
-	(void)http_respond(req, status, body ? DPS_JSON_TYPE : NULL, body, body ? strlen(body) : 0);
+	/* No assigner once the worker is being freed: a poll restarts the job. */
+	if (!w->assigner ||
+	    dps_assigner_submit(w->assigner, t->registration_id, t->operation_id) < 0)
+		log_debug("dps: cannot queue the assignment of %s; it waits for a poll",
+			  t->registration_id);
 }
 
 void dps_reply(struct dps_worker *w, struct http_request *req, int status, const json_t *body,
 	       const char *registration_id, const char *operation_id)
 {
 	_cleanup_free_ char *text = body ? json_dump_compact(body) : NULL;
-	struct dps_pending *p;
+	struct assignment_ticket *t = NULL;
 
 	if (body && !text) {
-		send_now(req, 500, NULL);
+		(void)http_respond(req, 500, NULL, NULL, 0);
 		return;
 	}
-	if (!w->batch_open) {
-		send_now(req, status, text);
-		if (registration_id && operation_id &&
-		    dps_assigner_submit(w->assigner, registration_id, operation_id) < 0)
-			log_debug("dps: assignment queue full; %s waits for a poll",
-				  registration_id);
-		return;
+	if (registration_id && operation_id) {
+		t = calloc(1, sizeof(*t));
+		if (!t || !(t->registration_id = strdup(registration_id)) ||
+		    !(t->operation_id = strdup(operation_id))) {
+			ticket_free(t);
+			(void)http_respond(req, 500, NULL, NULL, 0);
+			return;
+		}
 	}
-	p = calloc(1, sizeof(*p));
-	if (!p || (registration_id && !(p->registration_id = strdup(registration_id))) ||
-	    (operation_id && !(p->operation_id = strdup(operation_id)))) {
-		if (p)
-			pending_free(p);
-		send_now(req, 500, NULL);
-		return;
-	}
-	p->req = req;
-	p->status = status;
-	p->body = TAKE_PTR(text);
-	if (http_request_defer(req, on_abort, p) < 0) {
-		pending_free(p);
-		send_now(req, 500, NULL);
-		return;
-	}
-	if (w->pending_tail)
-		w->pending_tail->next = p;
-	else
-		w->pending_head = p;
-	w->pending_tail = p;
+	cloud_batch_respond(w->batch, req, status, text ? DPS_JSON_TYPE : NULL, text,
+			    text ? strlen(text) : 0, t, ticket_free);
 }
 
 void dps_reply_error(struct dps_worker *w, struct http_request *req, int status, int code,
@@ -117,60 +96,9 @@ void dps_reply_error(struct dps_worker *w, struct http_request *req, int status,
 	dps_reply(w, req, status, body, NULL, NULL);
 }
 
-/* End of the loop iteration: make the batch durable, then answer. */
-static void flush_batch(struct dps_worker *w)
-{
-	struct dps_pending *p = w->pending_head;
-	struct err e = {0};
-	int r = 0;
-
-	if (w->batch_open) {
-		r = store_tx_commit(w->store, &e);
-		w->batch_open = false;
-		if (r < 0)
-			log_warn("dps: committing a batch of writes: %s", err_msg(&e, r));
-	}
-	w->pending_head = w->pending_tail = NULL;
-	while (p) {
-		struct dps_pending *next = p->next;
-
-		if (r < 0) {
-			/* Nothing of this batch is on disk: no answer may claim it. */
-			if (p->req)
-				send_now(p->req, 503, NULL);
-		} else {
-			if (p->req)
-				send_now(p->req, p->status, p->body);
-			if (p->registration_id && p->operation_id &&
-			    dps_assigner_submit(w->assigner, p->registration_id, p->operation_id) <
-				0)
-				log_debug("dps: assignment queue full; %s waits for a poll",
-					  p->registration_id);
-		}
-		pending_free(p);
-		p = next;
-	}
-}
-
-static void flush_cb(evutil_socket_t fd, short what, void *userdata)
-{
-	(void)fd;
-	(void)what;
-	flush_batch(userdata);
-}
-
 int dps_begin_write(struct dps_worker *w, struct err *e)
 {
-	int r;
-
-	if (w->batch_open)
-		return 0;
-	r = store_tx_begin(w->store, e);
-	if (r < 0)
-		return r;
-	w->batch_open = true;
-	event_active(w->flush, 0, 0);
-	return 0;
+	return cloud_batch_begin(w->batch, e);
 }
 
 static int begin_write_cb(void *userdata, struct err *e)
@@ -300,9 +228,8 @@ static void worker_free(void *state)
 		return;
 	/* The assigner's last outcomes join the batch, then it is flushed. */
 	dps_assigner_free(w->assigner);
-	flush_batch(w);
-	if (w->flush)
-		event_free(w->flush);
+	w->assigner = NULL;
+	cloud_batch_free(w->batch);
 	free(w);
 }
 
@@ -320,8 +247,8 @@ static int worker_init(struct cloud_worker *cw, const void *settings, void **ret
 	w->store = cw->store;
 	w->base = cw->base;
 	store_set_limit(w->store, STORE_REGISTRATIONS, STORE_DOC_MAX_DEFAULT);
-	w->flush = event_new(cw->base, -1, 0, flush_cb, w);
-	if (!w->flush) {
+	r = cloud_batch_new(cw->base, w->store, "dps", submit_ticket, w, &w->batch);
+	if (r < 0) {
 		worker_free(w);
 		return -ENOMEM;
 	}

@@ -3,13 +3,13 @@
  * What the two HTTP APIs of a DPS worker share: the worker's state, the
  * DPS error body, request bodies, and group commit.
  *
- * Group commit: the first handler of a loop iteration that writes opens
- * an outer store transaction (dps_begin_write); every answer given while
- * it is open waits (http_request_defer) until the end of the iteration,
- * when one commit makes all of that iteration's writes durable. Only then
- * are the answers sent and the assignment jobs of the registrations they
- * acknowledged queued. So a 202 is never sent for a record that is not on
- * disk, and one fsync serves many requests.
+ * Group commit (cloud/commit_batch.h): the first handler of a loop
+ * iteration that writes opens an outer store transaction
+ * (dps_begin_write); every answer given while it is open waits until the
+ * end of the iteration, when one commit makes all of that iteration's
+ * writes durable. Only then are the answers sent and the assignment jobs
+ * of the registrations they acknowledged queued. So a 202 is never sent
+ * for a record that is not on disk, and one fsync serves many requests.
  */
 #ifndef EDGEID_DPS_HTTP_H
 #define EDGEID_DPS_HTTP_H
@@ -21,12 +21,11 @@
 
 #include "cloud/dps/dps.h"
 
-struct event;
 struct event_base;
 struct http_request;
 struct store;
 struct dps_assigner;
-struct dps_pending;
+struct cloud_batch;
 
 #define DPS_JSON_TYPE "application/json; charset=utf-8"
 #define DPS_MAX_SEGMENTS 8
@@ -36,9 +35,7 @@ struct dps_worker {
 	struct store *store;
 	struct event_base *base;
 	struct dps_assigner *assigner;
-	struct event *flush;
-	bool batch_open;
-	struct dps_pending *pending_head, *pending_tail;
+	struct cloud_batch *batch;
 };
 
 /* The request path split on '/', each segment percent-decoded. */

@@ -18,6 +18,7 @@
 
 #include <openssl/rand.h>
 
+#include "cloud/commit_batch.h"
 #include "cloud/hub/hub.h"
 #include "cloud/store/store.h"
 #include "common/buf.h"
@@ -37,17 +38,29 @@ struct hub_worker {
 	struct cloud_worker *w;
 	const struct hub_settings *hs;
 	X509_STORE *ca_store;
+	struct cloud_batch *batch;
 };
 
 /* --- answers ------------------------------------------------------------- */
 
-static int respond_json(struct http_request *req, int status, const json_t *body)
+/* Every answer goes through the batch (cloud/commit_batch.h): while the
+ * loop iteration's writes are not committed, answers wait for the commit,
+ * reads included, since they may have seen those writes. Returns 0. */
+static int reply(struct hub_worker *hw, struct http_request *req, int status,
+		 const char *content_type, const void *body, size_t len)
+{
+	cloud_batch_respond(hw->batch, req, status, content_type, body, len, NULL, NULL);
+	return 0;
+}
+
+static int respond_json(struct hub_worker *hw, struct http_request *req, int status,
+			const json_t *body)
 {
 	_cleanup_free_ char *text = json_dump_compact(body);
 
 	if (!text)
-		return http_respond(req, 500, NULL, NULL, 0);
-	return http_respond(req, status, JSON_TYPE, text, strlen(text));
+		return reply(hw, req, 500, NULL, NULL, 0);
+	return reply(hw, req, status, JSON_TYPE, text, strlen(text));
 }
 
 static int respond_error(struct hub_worker *hw, struct http_request *req,
@@ -69,10 +82,10 @@ static int respond_error(struct hub_worker *hw, struct http_request *req,
 	if (asprintf(&message, "ErrorCode:%s;%s", he->code, he->message) < 0 ||
 	    asprintf(&exception, "Tracking ID:%s-G:%u-TimeStamp:%s", buf_str(&hex), hw->w->index,
 		     stamp) < 0)
-		return http_respond(req, 500, NULL, NULL, 0);
+		return reply(hw, req, 500, NULL, NULL, 0);
 	body = json_pack("{s:s,s:s}", "Message", message, "ExceptionMessage", exception);
 	if (!body)
-		return http_respond(req, 500, NULL, NULL, 0);
+		return reply(hw, req, 500, NULL, NULL, 0);
 	(void)http_response_add_header(req, "iothub-errorcode", he->code);
 	if (he->status >= 500)
 		log_warn("%s %s: %d %s: %s", http_request_method(req), http_request_path(req),
@@ -80,7 +93,7 @@ static int respond_error(struct hub_worker *hw, struct http_request *req,
 	else
 		log_debug("%s %s: %d %s: %s", http_request_method(req), http_request_path(req),
 			  he->status, he->code, he->message);
-	return respond_json(req, he->status, body);
+	return respond_json(hw, req, he->status, body);
 }
 
 /* Answer a registry function's result: r < 0 with he filled, or -ENOMEM. */
@@ -96,8 +109,8 @@ static int respond_result(struct hub_worker *hw, struct http_request *req, int r
 	if (r < 0)
 		return respond_error(hw, req, he);
 	if (!body)
-		return http_respond(req, status, NULL, NULL, 0);
-	return respond_json(req, status, body);
+		return reply(hw, req, status, NULL, NULL, 0);
+	return respond_json(hw, req, status, body);
 }
 
 static int fail(struct hub_worker *hw, struct http_request *req, int status, const char *code,
@@ -112,6 +125,22 @@ static int fail(struct hub_worker *hw, struct http_request *req, int status, con
 	vsnprintf(he.message, sizeof(he.message), fmt, ap);
 	va_end(ap);
 	return respond_error(hw, req, &he);
+}
+
+/* Open the loop iteration's batch before a write (what: "device registry",
+ * "messages"); false when the request has been answered. */
+static bool begin_write(struct hub_worker *hw, struct http_request *req, const char *what)
+{
+	struct err e = {0};
+	int r = cloud_batch_begin(hw->batch, &e);
+
+	if (r == 0)
+		return true;
+	if (r == -EBUSY)
+		fail(hw, req, 503, "ServiceUnavailable", "the %s is busy; retry", what);
+	else
+		fail(hw, req, 500, "ServerError", "cannot access the %s: %s", what, err_msg(&e, r));
+	return false;
 }
 
 /* The request body as JSON, or an answered 400 (return -EINVAL). */
@@ -206,14 +235,15 @@ static int devices(struct hub_worker *hw, struct http_request *req, const char *
 	if (streq(method, "PUT")) {
 		if (!auth_service(hw, req, HUB_RIGHT_REGISTRY_WRITE))
 			return 0;
-		if (body_json(hw, req, &body) < 0)
+		if (body_json(hw, req, &body) < 0 || !begin_write(hw, req, "device registry"))
 			return 0;
 		r = hub_device_put(st, hub, id, body, http_request_header(req, "If-Match"), &out,
 				   &he);
 		return respond_result(hw, req, r, 200, out, &he);
 	}
 	if (streq(method, "DELETE")) {
-		if (!auth_service(hw, req, HUB_RIGHT_REGISTRY_WRITE))
+		if (!auth_service(hw, req, HUB_RIGHT_REGISTRY_WRITE) ||
+		    !begin_write(hw, req, "device registry"))
 			return 0;
 		r = hub_device_delete(st, hub, id, http_request_header(req, "If-Match"), &he);
 		return respond_result(hw, req, r, 204, NULL, &he);
@@ -254,14 +284,15 @@ static int modules(struct hub_worker *hw, struct http_request *req, const char *
 	if (streq(method, "PUT")) {
 		if (!auth_service(hw, req, HUB_RIGHT_REGISTRY_WRITE))
 			return 0;
-		if (body_json(hw, req, &body) < 0)
+		if (body_json(hw, req, &body) < 0 || !begin_write(hw, req, "device registry"))
 			return 0;
 		r = hub_module_put(st, hub, id, mid, body, http_request_header(req, "If-Match"),
 				   &out, &he);
 		return respond_result(hw, req, r, 200, out, &he);
 	}
 	if (streq(method, "DELETE")) {
-		if (!auth_service(hw, req, HUB_RIGHT_REGISTRY_WRITE))
+		if (!auth_service(hw, req, HUB_RIGHT_REGISTRY_WRITE) ||
+		    !begin_write(hw, req, "device registry"))
 			return 0;
 		r = hub_module_delete(st, hub, id, mid, http_request_header(req, "If-Match"), &he);
 		return respond_result(hw, req, r, 204, NULL, &he);
@@ -287,7 +318,7 @@ static int twins(struct hub_worker *hw, struct http_request *req, const char *me
 		r = hub_twin_get(st, hub, id, mid, &out, &he);
 		return respond_result(hw, req, r, 200, out, &he);
 	}
-	if (body_json(hw, req, &body) < 0)
+	if (body_json(hw, req, &body) < 0 || !begin_write(hw, req, "device registry"))
 		return 0;
 	r = hub_twin_update(st, hub, id, mid, body, replace, http_request_header(req, "If-Match"),
 			    &out, &he);
@@ -464,7 +495,7 @@ static int append_batch(struct hub_worker *hw, struct http_request *req, const c
 	if (r < 0)
 		return fail(hw, req, 500, "ServerError", "cannot store the messages: %s",
 			    err_msg(&e, r));
-	return http_respond(req, 204, NULL, NULL, 0);
+	return reply(hw, req, 204, NULL, NULL, 0);
 }
 
 static int telemetry(struct hub_worker *hw, struct http_request *req, const char *method,
@@ -489,6 +520,8 @@ static int telemetry(struct hub_worker *hw, struct http_request *req, const char
 	if (!props || collect_properties(req, json_object_get(props, "application"),
 					 json_object_get(props, "system")) < 0)
 		return fail(hw, req, 500, "ServerError", "out of memory");
+	if (!begin_write(hw, req, "message store"))
+		return 0;
 	ctype = http_request_header(req, "Content-Type");
 	if (ctype && strncasecmp(ctype, BATCH_TYPE, strlen(BATCH_TYPE)) == 0)
 		return append_batch(hw, req, id, mid, json_object_get(props, "system"));
@@ -504,7 +537,7 @@ static int telemetry(struct hub_worker *hw, struct http_request *req, const char
 		return fail(hw, req, r == -EBUSY ? 503 : 500,
 			    r == -EBUSY ? "ServiceUnavailable" : "ServerError",
 			    "cannot store the message: %s", err_msg(&e, r));
-	return http_respond(req, 204, NULL, NULL, 0);
+	return reply(hw, req, 204, NULL, NULL, 0);
 }
 
 /* Cloud-to-device messages: the hub has none to give (§5), so polling
@@ -518,7 +551,7 @@ static int device_bound(struct hub_worker *hw, struct http_request *req, const c
 		if (!streq(method, "GET"))
 			return fail(hw, req, 405, "MethodNotAllowed",
 				    "use GET to receive a cloud-to-device message");
-		return http_respond(req, 204, NULL, NULL, 0);
+		return reply(hw, req, 204, NULL, NULL, 0);
 	}
 	return fail(hw, req, 412, "DeviceMessageLockLost",
 		    "the lock token is not that of a message delivered to this device");
@@ -640,6 +673,11 @@ int hub_http_init(struct cloud_worker *w, const struct hub_settings *hs, struct 
 		return err_set(e, -ENOMEM, "out of memory");
 	}
 	*hw = (struct hub_worker){.w = w, .hs = hs, .ca_store = ca_store};
+	r = cloud_batch_new(w->base, w->store, "hub", NULL, NULL, &hw->batch);
+	if (r < 0) {
+		hub_http_free(hw);
+		return err_set(e, r, "cannot set up the hub's group commit: %s", strerror(-r));
+	}
 	r = http_server_route(w->http, NULL, "/*", route, hw);
 	if (r < 0) {
 		hub_http_free(hw);
@@ -653,6 +691,7 @@ void hub_http_free(struct hub_worker *hw)
 {
 	if (!hw)
 		return;
+	cloud_batch_free(hw->batch);
 	X509_STORE_free(hw->ca_store);
 	free(hw);
 }

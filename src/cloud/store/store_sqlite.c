@@ -1243,11 +1243,22 @@ static int sqlite_open(const char *path, const struct store_params *p, void **re
 	 * stays bounded by journal_size_limit. */
 	sqlite3_file_control(b->db, "main", SQLITE_FCNTL_PERSIST_WAL, &(int){1});
 
-	/* The journal mode is a property of the file; setting it takes a lock
-	 * (the busy handler waits) and answers the mode in effect. */
-	rc = sqlite3_prepare_v2(b->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	/* The journal mode is a property of the file. Reading it needs no
+	 * lock; setting it takes one (the busy handler waits) and answers the
+	 * mode in effect. Only the first open of a new file sets it, so a
+	 * process opening a busy database does not queue for the write lock. */
+	rc = sqlite3_prepare_v2(b->db, "PRAGMA journal_mode", -1, &st, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		mode = (const char *)sqlite3_column_text(st, 0);
+		if (!mode || strcasecmp(mode, "wal") != 0) {
+			sqlite3_finalize(st);
+			rc = sqlite3_prepare_v2(b->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+			if (rc == SQLITE_OK)
+				rc = sqlite3_step(st);
+		}
+	}
 	if (rc != SQLITE_ROW) {
 		r = sql_err(b, rc, "enable WAL", e);
 		sqlite3_finalize(st);
