@@ -6,9 +6,26 @@
 #ifndef EDGEID_CLI_H
 #define EDGEID_CLI_H
 
+#include <stddef.h>
+#include <stdio.h>
+
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAILURE 1
 #define CLI_EXIT_USAGE 2
+
+/* A verb of a noun: its name, its usage line and its --help text. */
+struct cli_verb {
+	const char *name;
+	const char *usage;
+	const char *help;
+};
+
+/* Pick the verb argv[1] names among verbs[0..n). Returns its index, or -1
+ * with *ret_exit set: no verb (usage on stderr, CLI_EXIT_USAGE), -h/--help/
+ * help (usage on stdout, CLI_EXIT_OK), an unknown verb ("edgeid NOUN:
+ * unknown command 'X'" and usage on stderr, CLI_EXIT_USAGE). */
+int cli_verb_pick(const char *noun, const struct cli_verb *verbs, size_t n,
+		  void (*usage)(FILE *out), int argc, char **argv, int *ret_exit);
 
 /* edgeid config apply|show|check ... (argv[0] is "config") */
 int cli_config_main(int argc, char **argv);

@@ -29,11 +29,7 @@ enum verb {
 	VERB_SHOW,
 };
 
-static const struct {
-	const char *name;
-	const char *usage;
-	const char *help;
-} verbs[] = {
+static const struct cli_verb verbs[] = {
     [VERB_APPLY] = {"apply", "edgeid config apply [-c FILE] [--root DIR] [--dry-run]",
 		    "Validate FILE and write each daemon's configuration from it:\n"
 		    "/etc/aziot/{keyd,certd,identityd,tpmd,edged}/config.d/00-super.toml and,\n"
@@ -244,25 +240,14 @@ static int do_apply(const struct opts *o)
 int cli_config_main(int argc, char **argv)
 {
 	struct opts o = {0};
+	int exit_status;
 	enum verb v;
 	int r;
 
-	if (argc < 2) {
-		usage(stderr);
-		return CLI_EXIT_USAGE;
-	}
-	if (streq(argv[1], "-h") || streq(argv[1], "--help") || streq(argv[1], "help")) {
-		usage(stdout);
-		return CLI_EXIT_OK;
-	}
-	for (v = VERB_APPLY; v <= VERB_SHOW; v++)
-		if (streq(argv[1], verbs[v].name))
-			break;
-	if (v > VERB_SHOW) {
-		fprintf(stderr, "edgeid config: unknown command '%s'\n", argv[1]);
-		usage(stderr);
-		return CLI_EXIT_USAGE;
-	}
+	r = cli_verb_pick("config", verbs, ARRAY_SIZE(verbs), usage, argc, argv, &exit_status);
+	if (r < 0)
+		return exit_status;
+	v = (enum verb)r;
 	r = parse_opts(v, argc, argv, &o);
 	if (r >= 0)
 		return r;

@@ -64,11 +64,7 @@ enum verb {
 	VERB_REPROVISION,
 };
 
-static const struct {
-	const char *name;
-	const char *usage;
-	const char *help;
-} verbs[] = {
+static const struct cli_verb verbs[] = {
     [VERB_STATUS] = {"status", "edgeid system status [-o text|json] [--root DIR] [--run-dir DIR]",
 		     "Show whether each daemon runs and answers on its socket: Running, Ready\n"
 		     "(idle; systemd starts it on its first request), Starting, Stopping, or\n"
@@ -1782,26 +1778,15 @@ static int do_reprovision(const struct ctx *x)
 int cli_system_main(int argc, char **argv)
 {
 	struct opts o = {0};
+	int exit_status;
 	struct ctx x = {0};
 	enum verb v;
 	int r;
 
-	if (argc < 2) {
-		usage(stderr);
-		return CLI_EXIT_USAGE;
-	}
-	if (streq(argv[1], "-h") || streq(argv[1], "--help") || streq(argv[1], "help")) {
-		usage(stdout);
-		return CLI_EXIT_OK;
-	}
-	for (v = VERB_STATUS; v <= VERB_REPROVISION; v++)
-		if (streq(argv[1], verbs[v].name))
-			break;
-	if (v > VERB_REPROVISION) {
-		fprintf(stderr, "edgeid system: unknown command '%s'\n", argv[1]);
-		usage(stderr);
-		return CLI_EXIT_USAGE;
-	}
+	r = cli_verb_pick("system", verbs, ARRAY_SIZE(verbs), usage, argc, argv, &exit_status);
+	if (r < 0)
+		return exit_status;
+	v = (enum verb)r;
 	r = parse_opts(v, argc, argv, &o);
 	if (r >= 0)
 		return r;
