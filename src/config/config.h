@@ -502,6 +502,11 @@ static inline void config_plan_freep(struct config_plan **p)
 int config_show_edge_runtime(struct config_value *root, const struct edgeid_config *c,
 			     bool mask_secrets) _nodiscard_;
 
+/* Append to arr (identityd's [[principal]] array) one table for pr: uid,
+ * name, idtype (when given) and localid (when given), as the super-config
+ * spells them. Returns 0 or -ENOMEM. */
+int config_show_principal(struct config_value *arr, const struct config_principal *pr) _nodiscard_;
+
 /* Append the effective configuration (defaults filled in) to out, as TOML
  * or (json) JSON. Symmetric keys, passwords, TPM hierarchy auth values,
  * SharedAccessKey and pin-value in PKCS#11 URIs are replaced by "***".

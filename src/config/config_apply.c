@@ -783,32 +783,8 @@ static int gen_all(struct gen *g, const char *root, const char *source_path)
 		TRY(config_value_push(arr, p));
 		TRY(config_value_set_int(p, "uid", g->u->uid[CONFIG_USER_EDGED]));
 		TRY(config_value_set_str(p, "name", "aziot-edge"));
-		for (size_t i = 0; i < c->n_principals; i++) {
-			const struct config_principal *pr = &c->principals[i];
-			static const char *const idtypes[] = {"device", "module", "local"};
-
-			p = config_value_new_table();
-			TRY(config_value_push(arr, p));
-			TRY(config_value_set_int(p, "uid", pr->uid));
-			TRY(config_value_set_str(p, "name", pr->name));
-			if (pr->has_idtype) {
-				struct config_value *ids = config_value_new_array();
-
-				TRY(config_value_set(p, "idtype", ids));
-				for (int k = 0; k < 3; k++)
-					if (pr->idtype & (1u << k))
-						TRY(config_value_push_str(ids, idtypes[k]));
-			}
-			if (pr->has_localid) {
-				struct config_value *l = config_value_subtable(p, "localid");
-
-				if (!l)
-					return -ENOMEM;
-				TRY(config_value_set_str(l, "type", "x509"));
-				TRY(config_value_set_str(l, "attributes",
-							 pr->localid_server ? "server" : "client"));
-			}
-		}
+		for (size_t i = 0; i < c->n_principals; i++)
+			TRY(config_show_principal(arr, &c->principals[i]));
 	}
 	return 0;
 }

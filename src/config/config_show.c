@@ -332,32 +332,36 @@ static int show_identity(struct config_value *root, const struct edgeid_config *
 		struct config_value *arr = config_value_new_array();
 
 		TRY(config_value_set(root, "principal", arr));
-		for (size_t i = 0; i < c->n_principals; i++) {
-			static const char *const idtypes[] = {"device", "module", "local"};
-			const struct config_principal *pr = &c->principals[i];
-			struct config_value *p = config_value_new_table();
+		for (size_t i = 0; i < c->n_principals; i++)
+			TRY(config_show_principal(arr, &c->principals[i]));
+	}
+	return 0;
+}
 
-			TRY(config_value_push(arr, p));
-			TRY(config_value_set_int(p, "uid", pr->uid));
-			TRY(config_value_set_str(p, "name", pr->name));
-			if (pr->has_idtype) {
-				struct config_value *ids = config_value_new_array();
+int config_show_principal(struct config_value *arr, const struct config_principal *pr)
+{
+	static const char *const idtypes[] = {"device", "module", "local"};
+	struct config_value *p = config_value_new_table();
 
-				TRY(config_value_set(p, "idtype", ids));
-				for (int k = 0; k < 3; k++)
-					if (pr->idtype & (1u << k))
-						TRY(config_value_push_str(ids, idtypes[k]));
-			}
-			if (pr->has_localid) {
-				struct config_value *l = config_value_subtable(p, "localid");
+	TRY(config_value_push(arr, p));
+	TRY(config_value_set_int(p, "uid", pr->uid));
+	TRY(config_value_set_str(p, "name", pr->name));
+	if (pr->has_idtype) {
+		struct config_value *ids = config_value_new_array();
 
-				if (!l)
-					return -ENOMEM;
-				TRY(config_value_set_str(l, "type", "x509"));
-				TRY(config_value_set_str(l, "attributes",
-							 pr->localid_server ? "server" : "client"));
-			}
-		}
+		TRY(config_value_set(p, "idtype", ids));
+		for (int k = 0; k < 3; k++)
+			if (pr->idtype & (1u << k))
+				TRY(config_value_push_str(ids, idtypes[k]));
+	}
+	if (pr->has_localid) {
+		struct config_value *l = config_value_subtable(p, "localid");
+
+		if (!l)
+			return -ENOMEM;
+		TRY(config_value_set_str(l, "type", "x509"));
+		TRY(config_value_set_str(l, "attributes",
+					 pr->localid_server ? "server" : "client"));
 	}
 	return 0;
 }
