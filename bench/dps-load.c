@@ -25,6 +25,16 @@
  * Load: closed loop (--inflight devices registering at once; one starts
  * when another ends), or open loop at --rate devices per second (still
  * capped at --inflight).
+ *
+ * For crash tests: with --enroll-key each device first creates its own
+ * individual enrollment through the service API (PUT enrollments/{id},
+ * service SAS of the policy --enroll-policy), and --ack-log appends a line
+ * to a file the moment each acknowledgement arrives: "enrollment ID" for a
+ * 200/201 to that PUT, "accepted ID OPERATION-ID" for a 202 to PUT
+ * register, "registration ID HUB DEVICE-ID" for a 200 "assigned". A line
+ * is one write(2) on an O_APPEND file: it survives this process being
+ * killed right after (not a power cut, which the tests do not simulate).
+ * Without these options nothing changes.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -61,6 +71,9 @@
 #include "crypto/tpm_blob.h"
 
 #define API_VERSION "2021-06-01"
+#define SERVICE_API_VERSION "2021-10-01"
+#define DEFAULT_ENROLL_POLICY "provisioningserviceowner"
+#define ACK_LINE_MAX 512
 #define SAS_LIFETIME_S 3600
 #define KEY_NAME "registration"
 #define RESPONSE_BODY_MAX (256 * 1024)
@@ -80,11 +93,12 @@ enum req {
 	REQ_CHALLENGE, /* TPM: PUT register without Authorization, 401 expected */
 	REQ_REGISTER,  /* PUT register with a SAS, 202 expected */
 	REQ_POLL,      /* GET operations/{operationId} */
+	REQ_ENROLL,    /* PUT enrollments/{id} (service API, --enroll-key), 200 expected */
 	REQ_COUNT,
 };
 
 static const char *const req_names[REQ_COUNT] = {"PUT register (TPM challenge)", "PUT register",
-						 "GET operation"};
+						 "GET operation", "PUT enrollment"};
 
 struct options {
 	enum bench_kind kind;
@@ -104,6 +118,9 @@ struct options {
 	const char *json_file;
 	const char *md_file;
 	const char *label;
+	const char *ack_log;
+	const char *enroll_key; /* base64 key of a service policy; NULL: no enrollments */
+	const char *enroll_policy;
 };
 
 struct load;
@@ -182,6 +199,9 @@ struct load {
 	char *hubs[HUBS_MAX];
 	size_t n_hubs;
 
+	int ack_fd;          /* --ack-log, -1 without */
+	char *service_token; /* the service SAS for --enroll-key */
+
 	struct event *ticker, *deadline, *connect_timer;
 };
 
@@ -218,6 +238,34 @@ static const char *intern_hub(struct load *l, const char *hub)
 		return NULL;
 	l->hubs[l->n_hubs] = strdup(hub);
 	return l->hubs[l->n_hubs] ? l->hubs[l->n_hubs++] : NULL;
+}
+
+/* One line "WHAT ID[ A[ B]]" into --ack-log, in a single write. A failure
+ * is counted as an error of the device: the test reading the log must not
+ * trust a run that lost lines. */
+static int ack(struct load *l, const char *what, const char *id, const char *a, const char *b)
+{
+	char line[ACK_LINE_MAX];
+	size_t len, done = 0;
+	int n;
+
+	if (l->ack_fd < 0)
+		return 0;
+	n = snprintf(line, sizeof(line), "%s %s%s%s%s%s\n", what, id, a ? " " : "", a ? a : "",
+		     b ? " " : "", b ? b : "");
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -E2BIG;
+	len = (size_t)n;
+	while (done < len) {
+		ssize_t w = write(l->ack_fd, line + done, len - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		done += (size_t)w;
+	}
+	return 0;
 }
 
 static void start_devices(struct load *l);
@@ -320,6 +368,8 @@ static void device_start(struct load *l, struct device *d)
 	} else {
 		d->next = REQ_CHALLENGE;
 	}
+	if (l->o.enroll_key)
+		d->next = REQ_ENROLL;
 	device_send(d);
 }
 
@@ -421,6 +471,34 @@ static void conn_unlink_idle(struct conn *c)
 	c->idle_next = NULL;
 }
 
+/* The individual enrollment a device of the bench registers with, as the
+ * service API takes it: the keys dps-populate would store. */
+static int enrollment_body(const struct load *l, const struct device *d, struct buf *out)
+{
+	if (l->o.kind == BENCH_TPM)
+		return buf_printf(out,
+				  "{\"registrationId\":\"%s\",\"attestation\":{\"type\":\"tpm\","
+				  "\"tpm\":{\"endorsementKey\":\"%s\"}}}",
+				  d->id, bench_tpm_pool_get(l->pool, d->index)->ek_b64);
+	{
+		_cleanup_buf_ struct buf primary = {0}, secondary = {0};
+		int r;
+
+		buf_init_secret(&primary, 128);
+		buf_init_secret(&secondary, 128);
+		r = bench_sym_key(l->o.seed, d->index, 0, &primary);
+		if (r >= 0)
+			r = bench_sym_key(l->o.seed, d->index, 1, &secondary);
+		if (r >= 0)
+			r = buf_printf(out,
+				       "{\"registrationId\":\"%s\",\"attestation\":{\"type\":"
+				       "\"symmetricKey\",\"symmetricKey\":{\"primaryKey\":\"%s\","
+				       "\"secondaryKey\":\"%s\"}}}",
+				       d->id, buf_str(&primary), buf_str(&secondary));
+		return r;
+	}
+}
+
 static int write_request(struct conn *c, struct device *d)
 {
 	struct load *l = c->l;
@@ -443,6 +521,21 @@ static int write_request(struct conn *c, struct device *d)
 		    "Authorization: %s\r\n\r\n",
 		    l->o.id_scope, d->id, buf_str(&op), l->o.host, auth);
 		return r < 0 ? -ENOMEM : 0;
+	}
+	if (d->next == REQ_ENROLL) {
+		buf_init_secret(&body, 8192);
+		r = enrollment_body(l, d, &body);
+		if (r < 0)
+			return r;
+		r = evbuffer_add_printf(out,
+					"PUT /enrollments/%s?api-version=" SERVICE_API_VERSION
+					" HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n"
+					"Content-Type: application/json; charset=utf-8\r\n"
+					"Content-Length: %zu\r\nAuthorization: %s\r\n\r\n",
+					d->id, l->o.host, body.len, l->service_token);
+		if (r < 0 || evbuffer_add(out, body.data, body.len) != 0)
+			return -ENOMEM;
+		return 0;
 	}
 	buf_init(&body, 4096);
 	if (l->o.kind == BENCH_TPM) {
@@ -623,6 +716,10 @@ static void on_final(struct device *d, const json_t *body, const char *raw)
 			return;
 		}
 	}
+	if (ack(l, "registration", d->id, hub, device_id) < 0) {
+		device_finish(d, "cannot write --ack-log", NULL);
+		return;
+	}
 	device_finish(d, NULL, NULL);
 }
 
@@ -636,6 +733,16 @@ static void on_response(struct conn *c, struct device *d, const char *raw, size_
 		body = NULL;
 	text = strndup(raw, len < 199 ? len : 199);
 	switch (c->req) {
+	case REQ_ENROLL:
+		if ((c->status != 200 && c->status != 201) || !body)
+			return http_error(d, c->req, c->status, body, text);
+		if (ack(c->l, "enrollment", d->id, NULL, NULL) < 0) {
+			device_finish(d, "cannot write --ack-log", NULL);
+			return;
+		}
+		d->next = c->l->o.kind == BENCH_TPM ? REQ_CHALLENGE : REQ_REGISTER;
+		device_send(d);
+		return;
 	case REQ_CHALLENGE:
 		if (c->status != 401 || !body)
 			return http_error(d, c->req, c->status, body, text);
@@ -653,6 +760,10 @@ static void on_response(struct conn *c, struct device *d, const char *raw, size_
 		d->operation_id = strdup(status);
 		if (!d->operation_id) {
 			device_finish(d, "out of memory", NULL);
+			return;
+		}
+		if (ack(c->l, "accepted", d->id, d->operation_id, NULL) < 0) {
+			device_finish(d, "cannot write --ack-log", NULL);
 			return;
 		}
 		return wait_then_poll(d, c->retry_after);
@@ -1320,6 +1431,12 @@ static int usage(FILE *out)
 		"  --server-pid PID     report the CPU time of PID and its children\n"
 		"  --json FILE          write the results as JSON\n"
 		"  --md-row FILE        append a Markdown table row, labelled --label TEXT\n"
+		"  --enroll-key KEY     first create each device's enrollment through the\n"
+		"                       service API, signed with this service policy key\n"
+		"  --enroll-policy NAME that policy's name (" DEFAULT_ENROLL_POLICY ")\n"
+		"  --ack-log FILE       append a line per acknowledgement as it arrives:\n"
+		"                       \"enrollment ID\", \"accepted ID OPERATION-ID\" (202),\n"
+		"                       \"registration ID HUB DEVICE-ID\" (assigned)\n"
 		"  --help               this text\n");
 	return 2;
 }
@@ -1348,6 +1465,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 	    {"json", required_argument, NULL, 'j'},
 	    {"md-row", required_argument, NULL, 'M'},
 	    {"label", required_argument, NULL, 'L'},
+	    {"ack-log", required_argument, NULL, 'a'},
+	    {"enroll-key", required_argument, NULL, 'e'},
+	    {"enroll-policy", required_argument, NULL, 'E'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1366,6 +1486,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	    .inflight = 1000,
 	    .poll_ms = -1,
 	    .max_seconds = 120,
+	    .enroll_policy = DEFAULT_ENROLL_POLICY,
 	};
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		int r = 0;
@@ -1436,6 +1557,15 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'L':
 			o->label = optarg;
+			break;
+		case 'a':
+			o->ack_log = optarg;
+			break;
+		case 'e':
+			o->enroll_key = optarg;
+			break;
+		case 'E':
+			o->enroll_policy = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1557,14 +1687,36 @@ static void load_free(struct load *l)
 	for (int i = 0; i < REQ_COUNT; i++)
 		bench_samples_free(&l->req_latency[i]);
 	bench_tpm_pool_free(l->pool);
+	if (l->ack_fd >= 0)
+		close(l->ack_fd);
+	if (l->service_token) {
+		explicit_bzero(l->service_token, strlen(l->service_token));
+		free(l->service_token);
+	}
 	if (l->base)
 		event_base_free(l->base);
 	SSL_CTX_free(l->ssl_ctx);
 }
 
+/* The service SAS of --enroll-key: sr = the DPS host, as the service
+ * verifies it. */
+static int service_token(struct load *l, struct err *e)
+{
+	_cleanup_buf_ struct buf token = {0};
+	int r;
+
+	buf_init_secret(&token, SAS_TOKEN_MAX);
+	r = sas_token_create(l->o.host, l->o.enroll_key, (uint64_t)time(NULL) + SAS_LIFETIME_S,
+			     l->o.enroll_policy, 0, &token, e);
+	if (r < 0)
+		return r;
+	l->service_token = buf_steal(&token, NULL);
+	return l->service_token ? 0 : -ENOMEM;
+}
+
 int main(int argc, char **argv)
 {
-	struct load l = {0};
+	struct load l = {.ack_fd = -1};
 	struct err e = {0};
 	int r;
 
@@ -1578,6 +1730,21 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (l.o.ack_log) {
+		l.ack_fd = open(l.o.ack_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (l.ack_fd < 0) {
+			fprintf(stderr, "dps-load: %s: %s\n", l.o.ack_log, strerror(errno));
+			return 1;
+		}
+	}
+	if (l.o.enroll_key) {
+		r = service_token(&l, &e);
+		if (r < 0) {
+			fprintf(stderr, "dps-load: --enroll-key: %s\n", err_msg(&e, r));
+			load_free(&l);
+			return 1;
+		}
+	}
 	if (l.o.kind == BENCH_TPM) {
 		r = bench_tpm_pool_load(l.o.tpm_keys, 0, &l.pool, &e);
 		if (r < 0) {

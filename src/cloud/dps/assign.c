@@ -360,6 +360,54 @@ static int hub_upsert(struct http_client *c, const struct dps_linked_hub *hub, c
 	return r;
 }
 
+/* The device moves from (old_hub, old_id) to (hub, device_id): another
+ * hub, or another device id. Its data in the new place comes from the old
+ * device's twin (migrate: tags and desired properties) or from *twin, the
+ * initial twin (!migrate); the caller removes the old device once the new
+ * one is written (ReprovisionPolicy, dps-protocol.md §5: "Device data was
+ * removed from the previously assigned IoT hub").
+ *
+ * A job may run twice (its process died before it wrote the outcome), so
+ * the old device is the mark of progress. While it exists, whatever the
+ * new hub has under device_id is stale and is deleted, so that the device
+ * starts there from exactly the data chosen. Once it is gone, an earlier
+ * run already moved the device: the new hub's device keeps its data
+ * (*twin becomes NULL). Neither there: the device starts from *twin.
+ * Returns 0 or the hub failure (message in e). */
+static int move_device(struct http_client *c, const struct dps_linked_hub *old_hub,
+		       const char *old_id, const struct dps_linked_hub *hub, const char *device_id,
+		       bool migrate, json_t **twin, struct err *e)
+{
+	_cleanup_json_ json_t *old = NULL, *current = NULL;
+	int r;
+
+	r = dps_hub_get_twin(c, old_hub, old_id, &old, e);
+	if (r < 0)
+		return r;
+	if (old) {
+		r = dps_hub_delete_device(c, hub, device_id, e);
+		if (r < 0)
+			return r;
+		if (migrate) {
+			json_t *patch = twin_patch_from(old);
+
+			if (!patch)
+				return -ENOMEM;
+			json_decref(*twin);
+			*twin = patch;
+		}
+		return 0;
+	}
+	r = dps_hub_get_twin(c, hub, device_id, &current, e);
+	if (r < 0)
+		return r;
+	if (current) {
+		json_decref(*twin);
+		*twin = NULL;
+	}
+	return 0;
+}
+
 static int compute(struct store *store, const struct dps_settings *settings, struct http_client *c,
 		   const char *registration_id, const char *operation_id, json_t **ret,
 		   struct err *e)
@@ -371,7 +419,7 @@ static int compute(struct store *store, const struct dps_settings *settings, str
 	json_t *priv, *policy;
 	const char *group, *device_id, *previous_id, *substatus;
 	struct err why = {0};
-	bool update_hub, migrate;
+	bool update_hub, migrate, moved = false;
 	size_t n;
 	int r;
 
@@ -489,27 +537,26 @@ static int compute(struct store *store, const struct dps_settings *settings, str
 				return *ret ? 0 : -ENOMEM;
 			}
 		}
-	} else if (migrate) {
-		_cleanup_json_ json_t *old = NULL;
-
-		substatus = "deviceDataMigrated";
-		r = dps_hub_get_twin(c, previous_hub, previous_id, &old, &why);
+	} else {
+		r = move_device(c, previous_hub, previous_id, hub, device_id, migrate, &twin, &why);
 		if (r < 0) {
 			*ret = failed(status_code_of(r), err_msg(&why, r));
 			return *ret ? 0 : -ENOMEM;
 		}
-		if (old) {
-			json_decref(twin);
-			twin = twin_patch_from(old);
-		}
-	} else {
-		substatus = "deviceDataReset";
+		substatus = migrate ? "deviceDataMigrated" : "deviceDataReset";
+		moved = true;
 	}
 
 	r = hub_upsert(c, hub, device_id, device, &why);
 	if (r >= 0 && twin && json_object_size(twin) > 0) {
 		err_clear(&why);
 		r = dps_hub_patch_twin(c, hub, device_id, twin, &why);
+	}
+	/* Last: while the old hub has the device, a rerun of this job starts
+	 * the move over from its data. */
+	if (r >= 0 && moved) {
+		err_clear(&why);
+		r = dps_hub_delete_device(c, previous_hub, previous_id, &why);
 	}
 	if (r < 0) {
 		*ret = failed(status_code_of(r), err_msg(&why, r));

@@ -22,11 +22,16 @@
  *
  * Outcomes (dps-protocol.md §1.5, §5; hub-protocol.md §8):
  *   first assignment                    initialAssignment, initialTwin applied
- *   again, same hub, migrateDeviceData  reprovisionedToInitialAssignment
- *   again, another hub, migrate         deviceDataMigrated (tags and desired
- *                                       properties copied from the old hub)
- *   again, !migrateDeviceData           deviceDataReset (device recreated with
+ *   again, same hub, migrateDeviceData  reprovisionedToInitialAssignment (the
+ *                                       device and its twin kept)
+ *   again, same hub, !migrate           deviceDataReset (device recreated with
  *                                       the initial twin)
+ *   again, another hub, migrate         deviceDataMigrated (tags and desired
+ *                                       properties copied from the old hub's
+ *                                       twin), the old hub's device deleted
+ *   again, another hub, !migrate        deviceDataReset (the initial twin),
+ *                                       the old hub's device deleted
+ *   again, !updateHubAssignment         the hub it has: as "same hub" above
  *   no hub to assign                    failed, errorCode 400208
  *   the hub refused DPS's credentials   failed, errorCode 400209
  *   the hub or the webhook failed       failed, errorCode 500208 / 500209
