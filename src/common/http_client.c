@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/err.h>
@@ -15,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/dl_curl.h"
 #include "common/http_client.h"
 #include "common/log.h"
 #include "edgeid-version.h"
@@ -24,6 +24,8 @@
 #define URL_SHOWN_MAX 400
 
 struct http_client {
+	/* libcurl's functions; NULL when it could not be loaded. */
+	const struct dl_curl *fn;
 	CURL *curl;
 	/* Which client certificate the cached connections and TLS sessions were
 	 * made with. curl matches cached connections on its own TLS settings,
@@ -43,29 +45,26 @@ struct transfer {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result;
-
-static void curl_init_once(void)
+int http_client_global_init(struct err *e)
 {
-	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+	const struct dl_curl *fn;
+
+	return dl_curl_get(&fn, e);
 }
 
 struct http_client *http_client_new(void)
 {
 	struct http_client *c;
 
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_result != CURLE_OK) {
-		log_debug("http: curl_global_init: %s", curl_easy_strerror(curl_init_result));
-		errno = EIO;
-		return NULL;
-	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	/* Load and initialise libcurl now, where the caller sets up (and
+	 * before threads it starts use the client). A failure leaves fn NULL
+	 * and is reported, as a sentence, by http_client_perform(). */
+	(void)dl_curl_get(&c->fn, NULL);
 	return c;
 }
 
@@ -74,7 +73,7 @@ void http_client_free(struct http_client *c)
 	if (!c)
 		return;
 	if (c->curl)
-		curl_easy_cleanup(c->curl);
+		c->fn->easy_cleanup(c->curl);
 	free(c);
 }
 
@@ -105,22 +104,58 @@ static bool is_ows(char c)
 	return c == ' ' || c == '\t';
 }
 
-int http_client_parse_retry_after(const char *value, time_t now, int64_t *ret_ms)
+/* value without the optional white space around it: the start, and the
+ * length in *ret_len. */
+static const char *trim_ows(const char *value, size_t *ret_len)
 {
-	const int64_t max_s = HTTP_CLIENT_RETRY_AFTER_MAX_MS / 1000;
-	size_t len, digits;
-	time_t when;
+	size_t len;
 
 	while (is_ows(*value))
 		value++;
 	len = strlen(value);
 	while (len > 0 && is_ows(value[len - 1]))
 		len--;
+	*ret_len = len;
+	return value;
+}
+
+int http_client_parse_date(const char *value, time_t *ret_time)
+{
+	_cleanup_free_ char *copy = NULL;
+	const struct dl_curl *fn;
+	size_t len;
+	time_t when;
+	int r;
+
+	value = trim_ows(value, &len);
+	/* Every HTTP-date form has a day or month name and a time. curl's date
+	 * parser is lenient, so insist on both before asking it. */
+	if (len == 0 || !memchr(value, ':', len) || !strpbrk(value, "JFMASONDjfmasond"))
+		return -EINVAL;
+	r = dl_curl_get(&fn, NULL);
+	if (r < 0)
+		return r;
+	copy = strndup(value, len);
+	if (!copy)
+		return -ENOMEM;
+	when = fn->getdate(copy, NULL);
+	if (when == -1)
+		return -EINVAL;
+	*ret_time = when;
+	return 0;
+}
+
+int http_client_parse_retry_after(const char *value, time_t now, int64_t *ret_ms)
+{
+	const int64_t max_s = HTTP_CLIENT_RETRY_AFTER_MAX_MS / 1000;
+	size_t len;
+	time_t when;
+	int r;
+
+	value = trim_ows(value, &len);
 	if (len == 0)
 		return -EINVAL;
-
-	digits = strspn(value, "0123456789");
-	if (digits == len) {
+	if (strspn(value, "0123456789") == len) {
 		int64_t s = 0;
 
 		/* Stop counting once past the clamp: no overflow, any length. */
@@ -130,19 +165,9 @@ int http_client_parse_retry_after(const char *value, time_t now, int64_t *ret_ms
 		return 0;
 	}
 
-	/* Every HTTP-date form has a day or month name and a time. curl's date
-	 * parser is lenient, so insist on both before asking it. */
-	if (!memchr(value, ':', len) || !strpbrk(value, "JFMASONDjfmasond"))
-		return -EINVAL;
-	{
-		_cleanup_free_ char *copy = strndup(value, len);
-
-		if (!copy)
-			return -ENOMEM;
-		when = curl_getdate(copy, NULL);
-	}
-	if (when == -1)
-		return -EINVAL;
+	r = http_client_parse_date(value, &when);
+	if (r < 0)
+		return r;
 	if (when <= now)
 		*ret_ms = 0;
 	else if (when - now >= max_s)
@@ -177,8 +202,8 @@ static void url_shown(const char *url, char *out, size_t outlen)
 }
 
 /* "scheme://host:port" for connection errors, or the unix socket path. */
-static void connect_target(const struct http_client_request *req, const char *shown, char *out,
-			   size_t outlen)
+static void connect_target(const struct dl_curl *fn, const struct http_client_request *req,
+			   const char *shown, char *out, size_t outlen)
 {
 	char *scheme = NULL, *host = NULL, *port = NULL;
 	CURLU *u;
@@ -188,18 +213,18 @@ static void connect_target(const struct http_client_request *req, const char *sh
 		return;
 	}
 	snprintf(out, outlen, "%s", shown);
-	u = curl_url();
+	u = fn->url();
 	if (!u)
 		return;
-	if (curl_url_set(u, CURLUPART_URL, req->url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+	if (fn->url_set(u, CURLUPART_URL, req->url, 0) == CURLUE_OK &&
+	    fn->url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    fn->url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    fn->url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
 		snprintf(out, outlen, "%s://%s:%s", scheme, host, port);
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
+	fn->free(scheme);
+	fn->free(host);
+	fn->free(port);
+	fn->url_cleanup(u);
 }
 
 /* strerror() text starting lower case, to continue a sentence. */
@@ -390,7 +415,8 @@ static int check_request(const struct http_client_request *req, const char *show
 	return 0;
 }
 
-static int build_headers(const struct http_client_request *req, struct curl_slist **ret)
+static int build_headers(const struct dl_curl *fn, const struct http_client_request *req,
+			 struct curl_slist **ret)
 {
 	struct curl_slist *list = NULL, *l;
 	bool content_type = false;
@@ -406,19 +432,19 @@ static int build_headers(const struct http_client_request *req, struct curl_slis
 		/* "Name;" is curl's way to send a header with an empty value. */
 		if (buf_printf(&line, *h->value ? "%s: %s" : "%s;", h->name, h->value) < 0)
 			goto oom;
-		l = curl_slist_append(list, buf_str(&line));
+		l = fn->slist_append(list, buf_str(&line));
 		if (!l)
 			goto oom;
 		list = l;
 	}
 	/* No "Expect: 100-continue" round trip, and no form Content-Type that
 	 * curl would add to a body the caller did not label. */
-	l = curl_slist_append(list, "Expect:");
+	l = fn->slist_append(list, "Expect:");
 	if (!l)
 		goto oom;
 	list = l;
 	if (!content_type) {
-		l = curl_slist_append(list, "Content-Type:");
+		l = fn->slist_append(list, "Content-Type:");
 		if (!l)
 			goto oom;
 		list = l;
@@ -427,19 +453,19 @@ static int build_headers(const struct http_client_request *req, struct curl_slis
 	return 0;
 
 oom:
-	curl_slist_free_all(list);
+	fn->slist_free_all(list);
 	return -ENOMEM;
 }
 
 #define SETOPT(h, opt, val)                                                                        \
 	do {                                                                                       \
-		CURLcode _cc = curl_easy_setopt((h), (opt), (val));                                \
+		CURLcode _cc = fn->easy_setopt((h), (opt), (val));                                 \
 		if (_cc != CURLE_OK)                                                               \
 			return _cc;                                                                \
 	} while (0)
 
-static CURLcode configure(CURL *h, const struct http_client_request *req, struct transfer *t,
-			  struct curl_slist *headers)
+static CURLcode configure(const struct dl_curl *fn, CURL *h, const struct http_client_request *req,
+			  struct transfer *t, struct curl_slist *headers)
 {
 	const char *method = req->method ? req->method : "GET";
 	unsigned timeout = req->timeout_ms ? req->timeout_ms : HTTP_CLIENT_TIMEOUT_DEFAULT_MS;
@@ -509,11 +535,11 @@ static CURLcode configure(CURL *h, const struct http_client_request *req, struct
 
 /* Turn a failed transfer into an errno and one sentence. The only place
  * that interprets CURLcode. */
-static int transfer_error(CURL *h, CURLcode cc, const struct transfer *t, const char *shown,
-			  struct err *e)
+static int transfer_error(const struct dl_curl *fn, CURL *h, CURLcode cc, const struct transfer *t,
+			  const char *shown, struct err *e)
 {
 	const struct http_client_request *req = t->req;
-	const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(cc);
+	const char *detail = t->errbuf[0] ? t->errbuf : fn->easy_strerror(cc);
 	char target[URL_SHOWN_MAX + 32], text[128];
 	long os_errno = 0, verify = X509_V_OK;
 	curl_off_t connected = 0;
@@ -521,25 +547,25 @@ static int transfer_error(CURL *h, CURLcode cc, const struct transfer *t, const 
 	log_debug("http: %s: curl error %d: %s", shown, (int)cc, detail);
 	switch (cc) {
 	case CURLE_COULDNT_CONNECT:
-		connect_target(req, shown, target, sizeof(target));
-		if (curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno) != CURLE_OK || os_errno <= 0)
+		connect_target(fn, req, shown, target, sizeof(target));
+		if (fn->easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno) != CURLE_OK || os_errno <= 0)
 			return err_set(e, -ECONNREFUSED, "connecting to %s: %s", target, detail);
 		errno_text((int)os_errno, text, sizeof(text));
 		return err_set(e, -(int)os_errno, "connecting to %s: %s", target, text);
 
 	case CURLE_COULDNT_RESOLVE_HOST: {
 		char *host = NULL;
-		CURLU *u = curl_url();
+		CURLU *u = fn->url();
 		int r;
 
-		if (u && curl_url_set(u, CURLUPART_URL, req->url, 0) == CURLUE_OK &&
-		    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+		if (u && fn->url_set(u, CURLUPART_URL, req->url, 0) == CURLUE_OK &&
+		    fn->url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
 			r = err_set(e, -EHOSTUNREACH, "%s: cannot resolve host name %s", shown,
 				    host);
 		else
 			r = err_set(e, -EHOSTUNREACH, "%s: %s", shown, detail);
-		curl_free(host);
-		curl_url_cleanup(u);
+		fn->free(host);
+		fn->url_cleanup(u);
 		return r;
 	}
 	case CURLE_COULDNT_RESOLVE_PROXY:
@@ -552,9 +578,9 @@ static int transfer_error(CURL *h, CURLcode cc, const struct transfer *t, const 
 					       ? req->connect_timeout_ms
 					       : HTTP_CLIENT_CONNECT_TIMEOUT_DEFAULT_MS;
 
-		if (curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connected) == CURLE_OK &&
+		if (fn->easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connected) == CURLE_OK &&
 		    connected == 0) {
-			connect_target(req, shown, target, sizeof(target));
+			connect_target(fn, req, shown, target, sizeof(target));
 			return err_set(e, -ETIMEDOUT, "connecting to %s: timed out after %u ms",
 				       target,
 				       connect_timeout < timeout ? connect_timeout : timeout);
@@ -568,7 +594,7 @@ static int transfer_error(CURL *h, CURLcode cc, const struct transfer *t, const 
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 		/* OpenSSL's reason when the chain failed; curl's otherwise (it checks
 		 * the host name itself and then reports "unspecified"). */
-		if (curl_easy_getinfo(h, CURLINFO_SSL_VERIFYRESULT, &verify) == CURLE_OK &&
+		if (fn->easy_getinfo(h, CURLINFO_SSL_VERIFYRESULT, &verify) == CURLE_OK &&
 		    verify != X509_V_OK && verify != X509_V_ERR_UNSPECIFIED)
 			detail = X509_verify_cert_error_string(verify);
 		return err_set(e, -EKEYREJECTED, "%s: server certificate verification failed: %s",
@@ -615,8 +641,7 @@ static int transfer_error(CURL *h, CURLcode cc, const struct transfer *t, const 
 		/* The system's reason when there is one; otherwise curl's, which
 		 * carries a TLS alert from the server (e.g. a refused client
 		 * certificate). */
-		if (curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK &&
-		    os_errno > 0) {
+		if (fn->easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK && os_errno > 0) {
 			errno_text((int)os_errno, text, sizeof(text));
 			detail = text;
 		} else {
@@ -697,14 +722,14 @@ static int client_handle(struct http_client *c, const struct http_client_request
 	if (r < 0)
 		return r;
 	if (c->curl && (id_len != c->identity_len || CRYPTO_memcmp(id, c->identity, id_len) != 0)) {
-		curl_easy_cleanup(c->curl);
+		c->fn->easy_cleanup(c->curl);
 		c->curl = NULL;
 	}
 	if (c->curl) {
-		curl_easy_reset(c->curl);
+		c->fn->easy_reset(c->curl);
 		return 0;
 	}
-	c->curl = curl_easy_init();
+	c->curl = c->fn->easy_init();
 	if (!c->curl)
 		return -ENOMEM;
 	memcpy(c->identity, id, id_len);
@@ -718,6 +743,7 @@ int http_client_perform(struct http_client *c, const struct http_client_request 
 	_cleanup_http_client_ struct http_client *own = NULL;
 	struct curl_slist *headers = NULL;
 	struct transfer t = {.req = req, .resp = ret_resp};
+	const struct dl_curl *fn;
 	char shown[URL_SHOWN_MAX];
 	const char *value;
 	curl_off_t usec = 0;
@@ -741,34 +767,39 @@ int http_client_perform(struct http_client *c, const struct http_client_request 
 	if (!c) {
 		own = http_client_new();
 		if (!own)
-			return errno == EIO ? err_set(e, -EIO, "cannot initialise libcurl")
-					    : -ENOMEM;
+			return -ENOMEM;
 		c = own;
 	}
+	if (!c->fn) {
+		r = dl_curl_get(&c->fn, e);
+		if (r < 0)
+			return r;
+	}
+	fn = c->fn;
 	r = client_handle(c, req);
 	if (r < 0)
 		return r;
-	r = build_headers(req, &headers);
+	r = build_headers(fn, req, &headers);
 	if (r < 0)
 		return r;
 
-	cc = configure(c->curl, req, &t, headers);
+	cc = configure(fn, c->curl, req, &t, headers);
 	if (cc == CURLE_OK) {
 		struct sigpipe_guard g;
 
 		sigpipe_block(&g);
-		cc = curl_easy_perform(c->curl);
+		cc = fn->easy_perform(c->curl);
 		sigpipe_restore(&g);
 	}
 	if (cc == CURLE_OK)
-		cc = curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &ret_resp->status);
+		cc = fn->easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &ret_resp->status);
 	/* The list and errbuf are ours; curl must not keep pointers to them. */
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
-	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
-	curl_slist_free_all(headers);
+	fn->easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+	fn->easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+	fn->slist_free_all(headers);
 
 	if (cc != CURLE_OK) {
-		r = transfer_error(c->curl, cc, &t, shown, e);
+		r = transfer_error(fn, c->curl, cc, &t, shown, e);
 		http_client_response_free(ret_resp);
 		return r;
 	}
@@ -778,7 +809,7 @@ int http_client_perform(struct http_client *c, const struct http_client_request 
 	    http_client_parse_retry_after(value, time(NULL), &ret_resp->retry_after_ms) < 0)
 		ret_resp->retry_after_ms = -1;
 
-	(void)curl_easy_getinfo(c->curl, CURLINFO_TOTAL_TIME_T, &usec);
+	(void)fn->easy_getinfo(c->curl, CURLINFO_TOTAL_TIME_T, &usec);
 	log_debug("http: %s %s -> %ld (%" PRId64 " ms)", req->method ? req->method : "GET", shown,
 		  ret_resp->status, (int64_t)(usec / 1000));
 	return 0;

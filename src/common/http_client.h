@@ -3,6 +3,10 @@
  * HTTP/1.1 client (libcurl) for talking to the other daemons over unix
  * sockets and to DPS, IoT Hub and EST servers over HTTPS.
  *
+ * libcurl is not linked: the first http_client_new() (or
+ * http_client_global_init()) in a process loads it (common/dl_curl.h), so
+ * the daemons that never make a request do not carry it.
+ *
  * One blocking call per request. A struct http_client keeps one curl
  * handle, so that consecutive requests to the same server reuse the
  * connection (and TLS session). A client is used by one thread at a time;
@@ -94,8 +98,21 @@ struct http_client_response {
 
 struct http_client;
 
-/* A client with its own connection cache. NULL on -ENOMEM (errno set) or
- * when libcurl cannot be initialised (errno = EIO). */
+/*
+ * Load libcurl and run curl_global_init(), once per process (later calls
+ * return the first outcome). http_client_new() does this too; a program
+ * that starts threads calls this first, before them, and learns here
+ * whether libcurl is usable.
+ * Returns 0, or with the sentence in e:
+ *   -ELIBACC  "libcurl.so.4 could not be loaded: <reason>"
+ *   -EIO      "libcurl could not be initialised: <reason>"
+ */
+int http_client_global_init(struct err *e);
+
+/* A client with its own connection cache. The first one in a process
+ * loads libcurl (as http_client_global_init()); when that fails the client
+ * is still made, and each http_client_perform() with it returns the
+ * failure. NULL only on -ENOMEM (errno set). */
 struct http_client *http_client_new(void);
 /* Close the cached connections and free. Accepts NULL. */
 void http_client_free(struct http_client *c);
@@ -126,6 +143,8 @@ DEFINE_CLEANUP_FUNC(struct http_client *, http_client_free)
  *                       a server's refusal of the client certificate shows)
  *   -EINVAL             bad request: URL, header with CR/LF, unusable client
  *                       certificate or key, unreadable CA file
+ *   -ELIBACC, -EIO      libcurl could not be loaded or initialised (the
+ *                       sentences of http_client_global_init())
  *   -ENOMEM, -EIO       out of memory, other curl failures
  * URLs in messages lose their query, fragment and user information.
  * SIGPIPE raised by the transfer is blocked and discarded in the calling
@@ -150,7 +169,16 @@ static inline void http_client_response_freep(struct http_client_response *resp)
 /* Parse a Retry-After value, delta-seconds ("120") or an HTTP-date
  * ("Wed, 21 Oct 2015 07:28:00 GMT", also the RFC 850 and asctime forms),
  * relative to now. A date in the past gives 0; values are clamped to
- * HTTP_CLIENT_RETRY_AFTER_MAX_MS. Returns 0, or -EINVAL when unparseable. */
+ * HTTP_CLIENT_RETRY_AFTER_MAX_MS. Returns 0, or -EINVAL when unparseable.
+ * An HTTP-date is read by libcurl, which is loaded for it if need be: then
+ * also -ELIBACC or -EIO as http_client_global_init(). */
 int http_client_parse_retry_after(const char *value, time_t now, int64_t *ret_ms);
+
+/* Parse an HTTP-date (a Date or Retry-After value): the IMF-fixdate
+ * "Sun, 06 Nov 1994 08:49:37 GMT", or the RFC 850 or asctime forms.
+ * Returns 0 and the time in *ret_time, -EINVAL when unparseable, or
+ * -ELIBACC / -EIO when libcurl, which reads it, cannot be loaded (see
+ * http_client_global_init()). */
+int http_client_parse_date(const char *value, time_t *ret_time);
 
 #endif

@@ -18,10 +18,6 @@
 
 #include <event2/event.h>
 
-#ifdef HAVE_LIBSYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
-
 #include "common/cli_opts.h"
 #include "common/fs.h"
 #include "common/http_server.h"
@@ -256,24 +252,11 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	log_info("configuration reloaded (%zu principals)", d->principals.n);
 }
 
-static int notify(const char *state)
-{
-#ifdef HAVE_LIBSYSTEMD
-	return sd_notify(0, state);
-#else
-	return daemon_notify(state);
-#endif
-}
-
 static int listen_socket(struct daemon *d, const char *socket_path, struct err *e)
 {
 	int n, r;
 
-#ifdef HAVE_LIBSYSTEMD
-	n = sd_listen_fds(1);
-#else
 	n = daemon_listen_fds(true);
-#endif
 	if (n < 0)
 		return err_set(e, n, "LISTEN_FDS: %s", strerror(-n));
 	if (n > 1)
@@ -449,14 +432,14 @@ int daemon_run(const struct daemon_spec *spec, int argc, char **argv)
 		goto out;
 	}
 
-	(void)notify("READY=1");
+	(void)daemon_notify("READY=1");
 	log_info("ready (edgeid %s, %zu principals, max_requests %lld)", EDGEID_VERSION,
 		 d.principals.n, (long long)max_requests);
 	if (event_base_dispatch(d.base) < 0) {
 		log_err("event loop failed");
 		goto out;
 	}
-	(void)notify("STOPPING=1");
+	(void)daemon_notify("STOPPING=1");
 	status = 0;
 	goto out;
 

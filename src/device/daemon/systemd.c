@@ -2,9 +2,12 @@
 /*
  * The two pieces of systemd's protocol the daemons use: socket activation
  * (LISTEN_PID, LISTEN_FDS) and readiness notification (NOTIFY_SOCKET).
- * Both are a few lines, written here so they work (and are tested) the
- * same with or without libsystemd; daemon.c prefers libsystemd's own
- * sd_listen_fds()/sd_notify() when the build has it.
+ * Both are a few lines, written here rather than taken from libsystemd:
+ * linked, libsystemd and the libraries it needs (libgcrypt, liblzma,
+ * libzstd, liblz4, libcap) cost every daemon process about 124 kB of
+ * private memory and 1.1 MB of resident pages for these two calls. Logs
+ * need nothing from it either: under systemd stderr is a journal stream
+ * (common/log.c).
  */
 #include <errno.h>
 #include <fcntl.h>
