@@ -15,12 +15,16 @@
  * its EK and SRK and no Authorization -> 401 with the authenticationKey
  * blob -> unwrap it in software (bench_tpm_unwrap) -> PUT again with a SAS
  * signed with the recovered key (Node's style: sr URL-encoded, tpm object
- * sent again) -> 202 -> poll -> 200 assigned with a second blob.
+ * sent again) -> 202 -> poll -> 200 assigned with a second blob. A server
+ * that holds the register answer until the assignment is final answers
+ * the PUT 202 with the final status ("assigned", or "failed" /
+ * "disabled"): the device is done without polling, as Node's client is.
  *
  * Latency is measured per device from the moment it is started (its
- * first PUT is queued) to the 200 "assigned" answer. Between polls a
- * device waits Retry-After (the default, what real clients do), or
- * --poll-ms milliseconds to measure how long the server itself takes.
+ * first PUT is queued) to the final "assigned" answer (of the PUT or of a
+ * poll). Between polls a device waits Retry-After (the default, what real
+ * clients do), or --poll-ms milliseconds to measure how long the server
+ * itself takes.
  *
  * Load: closed loop (--inflight devices registering at once; one starts
  * when another ends), or open loop at --rate devices per second (still
@@ -31,7 +35,8 @@
  * service SAS of the policy --enroll-policy), and --ack-log appends a line
  * to a file the moment each acknowledgement arrives: "enrollment ID" for a
  * 200/201 to that PUT, "accepted ID OPERATION-ID" for a 202 to PUT
- * register, "registration ID HUB DEVICE-ID" for a 200 "assigned". A line
+ * register, "registration ID HUB DEVICE-ID" for a final "assigned" (after
+ * the "accepted" line when the PUT answer itself is final). A line
  * is one write(2) on an O_APPEND file: it survives this process being
  * killed right after (not a power cut, which the tests do not simulate).
  * Without these options nothing changes.
@@ -189,6 +194,7 @@ struct load {
 	struct bench_samples req_latency[REQ_COUNT];
 	uint64_t requests[REQ_COUNT];
 	uint64_t polls;
+	uint64_t final_puts; /* PUT register answers that were final */
 	uint64_t queue_wait_ns_sum, queue_wait_ns_max, queued_requests;
 	uint64_t reconnects;
 
@@ -657,7 +663,8 @@ static void on_challenge(struct device *d, const json_t *body)
 	device_send(d);
 }
 
-/* 200 with a final status. */
+/* A final status: a 200 to a poll, or a 202 to PUT register that is not
+ * "assigning". */
 static void on_final(struct device *d, const json_t *body, const char *raw)
 {
 	struct load *l = d->l;
@@ -765,6 +772,11 @@ static void on_response(struct conn *c, struct device *d, const char *raw, size_
 		if (ack(c->l, "accepted", d->id, d->operation_id, NULL) < 0) {
 			device_finish(d, "cannot write --ack-log", NULL);
 			return;
+		}
+		status = json_string_value(json_object_get(body, "status"));
+		if (status && !streq(status, "assigning")) {
+			c->l->final_puts++;
+			return on_final(d, body, text);
 		}
 		return wait_then_poll(d, c->retry_after);
 	case REQ_POLL:
@@ -1287,6 +1299,7 @@ static void print_results(struct load *l, struct results *res)
 	}
 	printf("  polls per device      %.2f\n",
 	       l->finished ? (double)l->polls / (double)l->finished : 0.0);
+	printf("  final PUT answers     %" PRIu64 " (no poll needed)\n", l->final_puts);
 	printf("  waits for a connection %" PRIu64
 	       ", mean %.2f ms, max %.1f ms; reconnects %" PRIu64 "\n",
 	       l->queued_requests,
@@ -1347,6 +1360,9 @@ static int write_json(struct load *l, const struct results *res)
 	    l->finished ? (double)l->polls / (double)l->finished : 0.0, "client_cpu_s",
 	    res->client_cpu_s, "server_cpu_s", res->server_cpu_s, "machine_busy_cpu_s",
 	    res->machine_cpu_s);
+	if (j)
+		json_object_set_new(j, "final_put_answers",
+				    json_integer((json_int_t)l->final_puts));
 	if (j && o->server_pid && res->wall_s > 0)
 		json_object_set_new(
 		    j, "other_processes_cpus",

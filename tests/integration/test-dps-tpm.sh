@@ -149,7 +149,7 @@ register() {
 	status=$(dps_curl "$b/put" -X PUT -H 'Content-Type: application/json' \
 		-H "Authorization: $token" -d "$body" "$register_url")
 	is "$status" 202 "$style: the PUT with the SAS signed by TPM2_HMAC under K1 is answered 202"
-	is "$(json_get "$b/put.body" 'j["status"]')" assigning "$style: ... status assigning"
+	is "$(json_get "$b/put.body" 'j["status"]')" assigned "$style: ... final at once: status assigned (the answer was held, register_wait_ms)"
 	op=$(json_get "$b/put.body" 'j["operationId"]')
 
 	for _ in $(seq 1 50); do

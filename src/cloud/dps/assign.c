@@ -42,6 +42,7 @@ struct job {
 	char *registration_id;
 	char *operation_id;
 	json_t *outcome; /* fields to merge into the record; NULL: nothing to write */
+	void *tag;       /* handed back to hooks.done; never dereferenced here */
 	struct job *next;
 };
 
@@ -60,8 +61,7 @@ struct dps_assigner {
 	/* With an event loop: finished jobs go back to it (done list, eventfd)
 	 * and are written by the loop's store handle in its batch. */
 	struct store *loop_store;
-	int (*begin_write)(void *userdata, struct err *e);
-	void *userdata;
+	struct dps_assigner_hooks hooks;
 	int efd;
 	struct event *done_ev;
 	struct job *done_head, *done_tail;
@@ -75,6 +75,14 @@ static void job_free(struct job *j)
 	free(j->operation_id);
 	json_decref(j->outcome);
 	free(j);
+}
+
+/* Hand a tagged job back to whoever submitted it (the loop's thread). */
+static void job_done(struct dps_assigner *a, struct job *j)
+{
+	if (j->tag && a->hooks.done)
+		a->hooks.done(a->hooks.userdata, j->tag);
+	j->tag = NULL;
 }
 
 /* --- the outcome of one job ------------------------------------------------ */
@@ -754,7 +762,9 @@ static void *worker(void *userdata)
 				log_warn("dps: assignment of %s: %s", jobs[i]->registration_id,
 					 err_msg(&e, r));
 		}
-		if (store && a->done_ev) {
+		/* With a loop every job goes back to it, even one that could
+		 * not run: whoever tagged it waits for its end. */
+		if (a->done_ev) {
 			uint64_t one = 1;
 
 			pthread_mutex_lock(&a->lock);
@@ -800,7 +810,7 @@ static void write_done(struct dps_assigner *a)
 	pthread_mutex_unlock(&a->lock);
 	if (!list)
 		return;
-	r = a->begin_write ? a->begin_write(a->userdata, &e) : 0;
+	r = a->hooks.begin_write ? a->hooks.begin_write(a->hooks.userdata, &e) : 0;
 	while (list) {
 		j = list;
 		list = list->next;
@@ -814,8 +824,10 @@ static void write_done(struct dps_assigner *a)
 				/* The records stay "assigning"; a poll restarts them. */
 				log_warn("dps: assignment: writing %zu outcomes: %s", n,
 					 err_msg(&e, r));
-			for (size_t i = 0; i < n; i++)
+			for (size_t i = 0; i < n; i++) {
+				job_done(a, jobs[i]);
 				job_free(jobs[i]);
+			}
 			n = 0;
 			r = 0;
 		}
@@ -833,8 +845,8 @@ static void done_cb(evutil_socket_t fd, short what, void *userdata)
 }
 
 int dps_assigner_new(const struct dps_settings *settings, struct event_base *base,
-		     struct store *loop_store, int (*begin_write)(void *userdata, struct err *e),
-		     void *userdata, struct dps_assigner **ret, struct err *e)
+		     struct store *loop_store, const struct dps_assigner_hooks *hooks,
+		     struct dps_assigner **ret, struct err *e)
 {
 	struct dps_assigner *a;
 	int r;
@@ -849,8 +861,8 @@ int dps_assigner_new(const struct dps_settings *settings, struct event_base *bas
 	pthread_cond_init(&a->cond, NULL);
 	if (base) {
 		a->loop_store = loop_store;
-		a->begin_write = begin_write;
-		a->userdata = userdata;
+		if (hooks)
+			a->hooks = *hooks;
 		a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (a->efd < 0) {
 			r = -errno;
@@ -898,7 +910,7 @@ int dps_assigner_new(const struct dps_settings *settings, struct event_base *bas
 }
 
 int dps_assigner_submit(struct dps_assigner *a, const char *registration_id,
-			const char *operation_id)
+			const char *operation_id, void *tag)
 {
 	struct job *j = calloc(1, sizeof(*j));
 
@@ -906,6 +918,7 @@ int dps_assigner_submit(struct dps_assigner *a, const char *registration_id,
 		return -ENOMEM;
 	j->registration_id = strdup(registration_id);
 	j->operation_id = strdup(operation_id);
+	j->tag = a->done_ev ? tag : NULL;
 	if (!j->registration_id || !j->operation_id) {
 		job_free(j);
 		return -ENOMEM;
@@ -947,6 +960,7 @@ void dps_assigner_free(struct dps_assigner *a)
 	while (a->head) {
 		struct job *next = a->head->next;
 
+		job_done(a, a->head);
 		job_free(a->head);
 		a->head = next;
 	}

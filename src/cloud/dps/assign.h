@@ -4,14 +4,15 @@
  * there through its registry API, write the outcome into the registration
  * record.
  *
- * The device's PUT is answered 202 as soon as the record says "assigning"
- * (durably); the rest runs here, on a few threads per worker process,
- * because the hub and webhook clients are blocking. Each thread has its
- * own HTTP client (kept-alive connections to the hubs) and its own store
- * handle for reading. The outcomes go back to the event loop (an eventfd),
- * which writes them in its batch with the loop's store handle: one writer
- * per process keeps the database's write lock uncontended, and one commit
- * serves many outcomes. The device's status poll reads the record.
+ * The job starts once the record says "assigning" (durably); it runs
+ * here, on a few threads per worker process, because the hub and webhook
+ * clients are blocking. Each thread has its own HTTP client (kept-alive
+ * connections to the hubs) and its own store handle for reading. The
+ * outcomes go back to the event loop (an eventfd), which writes them in
+ * its batch with the loop's store handle: one writer per process keeps
+ * the database's write lock uncontended, and one commit serves many
+ * outcomes. A held register answer (hold.h) or the device's status poll
+ * reads the record.
  *
  * The record carries every input of the job, so a job is never only in
  * memory: if a process dies with jobs queued, a later status poll that
@@ -49,25 +50,39 @@ struct dps_assigner;
 
 struct event_base;
 
+/* With an event loop, what the loop calls (on its thread). */
+struct dps_assigner_hooks {
+	/* Open the loop's batch; outcomes are written in it. */
+	int (*begin_write)(void *userdata, struct err *e);
+	/* A job submitted with a tag is over: its outcome is written in the
+	 * open batch (durable once that commits), or nothing was written (no
+	 * outcome, a failed write, or the assigner is being freed). Called
+	 * exactly once per tagged job. May be NULL. */
+	void (*done)(void *userdata, void *tag);
+	void *userdata;
+};
+
 /* Start settings->assignment_threads threads (they open their store
  * handles from settings->store_url). With base, outcomes are written on
- * base's loop with loop_store, after begin_write(userdata) (which opens
- * the loop's batch); without, each thread writes its own. settings and
- * loop_store must outlive the assigner. Returns 0, -ENOMEM, or the errno
- * of eventfd or pthread_create. */
+ * base's loop with loop_store as hooks says (hooks is copied); without,
+ * each thread writes its own and hooks is unused (may be NULL). settings
+ * and loop_store must outlive the assigner. Returns 0, -ENOMEM, or the
+ * errno of eventfd or pthread_create. */
 int dps_assigner_new(const struct dps_settings *settings, struct event_base *base,
-		     struct store *loop_store, int (*begin_write)(void *userdata, struct err *e),
-		     void *userdata, struct dps_assigner **ret, struct err *e);
+		     struct store *loop_store, const struct dps_assigner_hooks *hooks,
+		     struct dps_assigner **ret, struct err *e);
 
-/* Queue the job for registration_id's operation operation_id. Returns 0,
- * -ENOMEM, -EAGAIN (the queue is full: the record stays "assigning" and a
- * later poll restarts it). */
+/* Queue the job for registration_id's operation operation_id. tag (may be
+ * NULL; only with an event loop) is handed back to hooks->done when the
+ * job is over; the threads never touch it. Returns 0, -ENOMEM, -EAGAIN
+ * (the queue is full: the record stays "assigning" and a later poll
+ * restarts it); on failure done is not called. */
 int dps_assigner_submit(struct dps_assigner *a, const char *registration_id,
-			const char *operation_id);
+			const char *operation_id, void *tag);
 
 /* Stop the threads after the jobs they are running, write the outcomes
- * they finished (queued jobs stay "assigning" in the store) and free. From
- * the loop's thread. Accepts NULL. */
+ * they finished (queued jobs stay "assigning" in the store), call done for
+ * every tagged job, and free. From the loop's thread. Accepts NULL. */
 void dps_assigner_free(struct dps_assigner *a);
 DEFINE_CLEANUP_FUNC(struct dps_assigner *, dps_assigner_free)
 

@@ -7,6 +7,7 @@
  *   id_scope = "0ne00000A0A"                  required
  *   allocation_policy = "hashed"              hashed | geoLatency | static | custom
  *   retry_after = 1                           seconds on every 202 (1..60)
+ *   register_wait_ms = 250                    hold register for the assignment (0..5000)
  *   assignment_threads = 16                   per worker process (1..64)
  *   assignment_stale_seconds = 30             (5..3600)
  *   hub_ca_file = "/path/ca.pem"              trust for linked hubs (default: system)
@@ -310,6 +311,7 @@ static struct dps_settings *settings_new(const char *host_name, const char *stor
 		return NULL;
 	s->default_allocation = DPS_ALLOC_HASHED;
 	s->retry_after = 1;
+	s->register_wait_ms = DPS_REGISTER_WAIT_DEFAULT_MS;
 	/* The threads mostly wait for the hub's answer: with 4 per worker they
 	 * were the bottleneck of symmetric-key registrations (bench/README.md). */
 	s->assignment_threads = 16;
@@ -334,6 +336,7 @@ int dps_config_parse_table(const struct toml_value *table, const char *file, con
 	    "id_scope",
 	    "allocation_policy",
 	    "retry_after",
+	    "register_wait_ms",
 	    "assignment_threads",
 	    "hub_ca_file",
 	    "webhook_ca_file",
@@ -374,6 +377,9 @@ int dps_config_parse_table(const struct toml_value *table, const char *file, con
 			    "got \"%s\"",
 			    alloc);
 	r = get_uint(&c, table, "dps", "retry_after", 1, 60, &s->retry_after);
+	if (r >= 0)
+		r = get_uint(&c, table, "dps", "register_wait_ms", 0, DPS_REGISTER_WAIT_MAX_MS,
+			     &s->register_wait_ms);
 	if (r >= 0)
 		r = get_uint(&c, table, "dps", "assignment_threads", 1, 64, &s->assignment_threads);
 	if (r >= 0)

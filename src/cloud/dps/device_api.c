@@ -4,10 +4,23 @@
  *   PUT  /{idScope}/registrations/{id}/register
  *   GET  /{idScope}/registrations/{id}/operations/{operationId}
  *   POST /{idScope}/registrations/{id}            (status lookup)
- * with any api-version. register always answers 202 "assigning" once the
- * record is durable (or 401 with the TPM challenge); the assignment runs
- * on the assignment threads and the status GET reports "assigning" (202,
- * Retry-After) until the record is final (200).
+ * with any api-version. The assignment runs on the assignment threads; the
+ * status GET reports "assigning" (202, Retry-After) until the record is
+ * final (200).
+ *
+ * The register answer. A TPM device's first PUT gets 401 with the
+ * challenge, as always. Otherwise the record is written "assigning" (or
+ * "disabled") and the answer is held ([dps] register_wait_ms, 250 ms by
+ * default; hold.c) while the assignment runs: if it is final in time, the
+ * answer is 202 with the final RegistrationOperationStatus, the very body
+ * the status GET would give ("assigned" with registrationState, "failed"
+ * or "disabled" with theirs), so a device needs no poll and no
+ * Retry-After wait; otherwise 202 "assigning" with Retry-After, and the
+ * device polls. Always 202, never 200: aziot accepts exactly 202 for the
+ * PUT (dps-protocol.md §1.4) and polls anyway; Node and identityd take a
+ * final status from the PUT answer. Each answer is sent only once what it
+ * reports is committed. register_wait_ms = 0 answers "assigning" at once
+ * (the behaviour before the hold).
  *
  * Retry-After is [dps] retry_after, 1 second by default: an assignment
  * takes milliseconds, Node waits exactly the header's seconds and the C SDK
@@ -25,6 +38,7 @@
 #include "cloud/dps/assign.h"
 #include "cloud/dps/attest.h"
 #include "cloud/dps/enrollment.h"
+#include "cloud/dps/hold.h"
 #include "cloud/dps/http.h"
 #include "cloud/dps/registration.h"
 #include "cloud/store/store.h"
@@ -46,7 +60,7 @@ static void reply_failure(struct dps_worker *w, struct http_request *req, int r,
 	}
 }
 
-static void set_retry_after(struct dps_worker *w, struct http_request *req)
+void dps_set_retry_after(struct dps_worker *w, struct http_request *req)
 {
 	char text[16];
 
@@ -64,13 +78,6 @@ static void new_operation_id(char ret[64])
 		memset(r, 0, sizeof(r));
 	snprintf(ret, 64, "4.%02x%02x%02x%02x%02x%02x%02x%02x.%s", r[0], r[1], r[2], r[3], r[4],
 		 r[5], r[6], r[7], uuid);
-}
-
-static json_t *assigning_body(const char *operation_id, const char *registration_id)
-{
-	return json_pack("{s:s, s:s, s:{s:s, s:s}}", "operationId", operation_id, "status",
-			 "assigning", "registrationState", "registrationId", registration_id,
-			 "status", "assigning");
 }
 
 /* Write the record of a new registration operation. */
@@ -244,8 +251,12 @@ static void handle_register(struct dps_worker *w, struct http_request *req,
 		reply_failure(w, req, r, &e);
 		return;
 	}
-	answer = assigning_body(operation_id, registration_id);
-	set_retry_after(w, req);
+	/* Held until the assignment is final (hold.h), or today's answer. */
+	if (w->settings->register_wait_ms > 0 &&
+	    dps_hold_start(w->holds, req, registration_id, operation_id, !disabled) == 0)
+		return;
+	answer = dps_registration_assigning_status(operation_id, registration_id);
+	dps_set_retry_after(w, req);
 	dps_reply(w, req, 202, answer, disabled ? NULL : registration_id,
 		  disabled ? NULL : operation_id);
 }
@@ -305,15 +316,13 @@ static void handle_operation(struct dps_worker *w, struct http_request *req,
 			reply_failure(w, req, r, &e);
 			return;
 		}
-		answer = assigning_body(operation_id,
-					json_string_value(json_object_get(doc, "registrationId")));
-		set_retry_after(w, req);
+		answer = dps_registration_operation_status(doc, etag, operation_id);
+		dps_set_retry_after(w, req);
 		dps_reply(w, req, 202, answer, r == 1 ? registration_id : NULL,
 			  r == 1 ? operation_id : NULL);
 		return;
 	}
-	answer = json_pack("{s:s, s:s, s:o}", "operationId", operation_id, "status", status,
-			   "registrationState", dps_registration_device_view(doc, etag));
+	answer = dps_registration_operation_status(doc, etag, operation_id);
 	dps_reply(w, req, 200, answer, NULL, NULL);
 }
 

@@ -14,6 +14,7 @@
 #include "cloud/commit_batch.h"
 #include "cloud/dps/admin.h"
 #include "cloud/dps/assign.h"
+#include "cloud/dps/hold.h"
 #include "cloud/dps/http.h"
 #include "cloud/store/store.h"
 #include "common/encode.h"
@@ -53,7 +54,7 @@ static void submit_ticket(void *userdata, void *data)
 
 	/* No assigner once the worker is being freed: a poll restarts the job. */
 	if (!w->assigner ||
-	    dps_assigner_submit(w->assigner, t->registration_id, t->operation_id) < 0)
+	    dps_assigner_submit(w->assigner, t->registration_id, t->operation_id, NULL) < 0)
 		log_debug("dps: cannot queue the assignment of %s; it waits for a poll",
 			  t->registration_id);
 }
@@ -104,6 +105,13 @@ int dps_begin_write(struct dps_worker *w, struct err *e)
 static int begin_write_cb(void *userdata, struct err *e)
 {
 	return dps_begin_write(userdata, e);
+}
+
+static void job_done_cb(void *userdata, void *tag)
+{
+	struct dps_worker *w = userdata;
+
+	dps_holds_job_done(w->holds, tag);
 }
 
 int dps_read_body(struct dps_worker *w, struct http_request *req, bool allow_empty, json_t **ret)
@@ -226,16 +234,21 @@ static void worker_free(void *state)
 
 	if (!w)
 		return;
-	/* The assigner's last outcomes join the batch, then it is flushed. */
+	/* The assigner's last outcomes join the batch, then it is flushed;
+	 * the held answers go last (their requests were aborted already when
+	 * the HTTP server was freed before this). */
 	dps_assigner_free(w->assigner);
 	w->assigner = NULL;
 	cloud_batch_free(w->batch);
+	w->batch = NULL;
+	dps_holds_free(w->holds);
 	free(w);
 }
 
 static int worker_init(struct cloud_worker *cw, const void *settings, void **ret_state,
 		       struct err *e)
 {
+	struct dps_assigner_hooks hooks = {.begin_write = begin_write_cb, .done = job_done_cb};
 	struct dps_worker *w;
 	int r;
 
@@ -246,13 +259,16 @@ static int worker_init(struct cloud_worker *cw, const void *settings, void **ret
 	w->settings = settings;
 	w->store = cw->store;
 	w->base = cw->base;
+	hooks.userdata = w;
 	store_set_limit(w->store, STORE_REGISTRATIONS, STORE_DOC_MAX_DEFAULT);
 	r = cloud_batch_new(cw->base, w->store, "dps", submit_ticket, w, &w->batch);
+	if (r >= 0)
+		r = dps_holds_new(w, &w->holds);
 	if (r < 0) {
 		worker_free(w);
 		return -ENOMEM;
 	}
-	r = dps_assigner_new(w->settings, cw->base, w->store, begin_write_cb, w, &w->assigner, e);
+	r = dps_assigner_new(w->settings, cw->base, w->store, &hooks, &w->assigner, e);
 	if (r >= 0)
 		r = http_server_route(cw->http, NULL, "/*", dispatch, w);
 	if (r < 0) {

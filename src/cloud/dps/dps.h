@@ -19,6 +19,7 @@
  *   assign.c       the assignment that completes a registration, on a small
  *                  thread pool per worker
  *   device_api.c   the device registration API (PUT register, GET operation)
+ *   hold.c         register answers held until their assignment is final
  *   service_api.c  the enrollment service API
  *   admin.c        the admin nouns (enrollment, group, ca, registration)
  *
@@ -55,6 +56,9 @@ struct toml_value;
 #define DPS_KEY_MAX_BYTES 64
 #define DPS_TPM_KEY_BYTES 32
 #define DPS_HUB_API_VERSION "2021-04-12"
+/* [dps] register_wait_ms: the default, and the most a request is held. */
+#define DPS_REGISTER_WAIT_DEFAULT_MS 250
+#define DPS_REGISTER_WAIT_MAX_MS 5000
 
 enum dps_allocation {
 	DPS_ALLOC_NONE = 0, /* not set on the enrollment: the service default */
@@ -95,7 +99,10 @@ struct dps_settings {
 	struct dps_ca_config *cas; /* trusted (verified) by configuration */
 	size_t n_cas;
 	enum dps_allocation default_allocation;
-	unsigned retry_after;        /* seconds, sent on every 202 */
+	unsigned retry_after; /* seconds, sent on every 202 */
+	/* How long register holds its answer for the assignment to finish
+	 * (device_api.c); 0: answer "assigning" at once. */
+	unsigned register_wait_ms;
 	unsigned assignment_threads; /* per worker process */
 	char *webhook_ca_file;       /* trust for custom allocation webhooks */
 	/* How long an "assigning" record may go without progress before a

@@ -25,6 +25,7 @@ struct event_base;
 struct http_request;
 struct store;
 struct dps_assigner;
+struct dps_holds;
 struct cloud_batch;
 
 #define DPS_JSON_TYPE "application/json; charset=utf-8"
@@ -36,6 +37,7 @@ struct dps_worker {
 	struct event_base *base;
 	struct dps_assigner *assigner;
 	struct cloud_batch *batch;
+	struct dps_holds *holds; /* held register answers (hold.h) */
 };
 
 /* The request path split on '/', each segment percent-decoded. */
@@ -62,6 +64,9 @@ int dps_begin_write(struct dps_worker *w, struct err *e);
  * body gives an empty object when allow_empty. On failure answers the
  * request (400/413) and returns a negative errno. */
 int dps_read_body(struct dps_worker *w, struct http_request *req, bool allow_empty, json_t **ret);
+
+/* Add "Retry-After: [dps] retry_after" to the answer of req (every 202). */
+void dps_set_retry_after(struct dps_worker *w, struct http_request *req);
 
 /* The two APIs (device_api.c, service_api.c). */
 void dps_device_api(struct dps_worker *w, struct http_request *req, const struct dps_path *p);

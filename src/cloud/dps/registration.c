@@ -89,6 +89,33 @@ json_t *dps_registration_device_view(const json_t *doc, const char *etag)
 	return view(doc, etag, fields);
 }
 
+json_t *dps_registration_assigning_status(const char *operation_id, const char *registration_id)
+{
+	return json_pack("{s:s, s:s, s:{s:s, s:s}}", "operationId", operation_id, "status",
+			 "assigning", "registrationState", "registrationId", registration_id,
+			 "status", "assigning");
+}
+
+json_t *dps_registration_operation_status(const json_t *doc, const char *etag,
+					  const char *operation_id)
+{
+	const char *status = json_string_value(json_object_get(doc, "status"));
+	json_t *state;
+
+	if (!status)
+		return NULL;
+	if (streq(status, "assigning"))
+		return dps_registration_assigning_status(
+		    operation_id,
+		    strempty(json_string_value(json_object_get(doc, "registrationId"))));
+	state = dps_registration_device_view(doc, etag);
+	if (!state)
+		return NULL;
+	/* "o" steals state, also when json_pack fails. */
+	return json_pack("{s:s, s:s, s:o}", "operationId", operation_id, "status", status,
+			 "registrationState", state);
+}
+
 int dps_registration_get(struct store *store, const char *registration_id, json_t **ret_view,
 			 struct err *e)
 {

@@ -45,6 +45,19 @@ json_t *dps_registration_service_view(const json_t *doc, const char *etag);
  * symmetricKey and payload). NULL on -ENOMEM. */
 json_t *dps_registration_device_view(const json_t *doc, const char *etag);
 
+/* RegistrationOperationStatus (dps-protocol.md §1.5) of operation_id while
+ * it is assigning: {"operationId", "status": "assigning",
+ * "registrationState": {"registrationId", "status": "assigning"}} (aziot
+ * requires registrationState.registrationId). NULL on -ENOMEM. */
+json_t *dps_registration_assigning_status(const char *operation_id, const char *registration_id);
+
+/* RegistrationOperationStatus of operation_id from its record doc (which
+ * has a status): the one above while "assigning", else {"operationId",
+ * "status", "registrationState": the device view}. What the status GET and
+ * a held register answer carry. NULL on -ENOMEM. */
+json_t *dps_registration_operation_status(const json_t *doc, const char *etag,
+					  const char *operation_id);
+
 /* Service API: GET /registrations/{id}. Returns 0, -ENOENT, ... */
 int dps_registration_get(struct store *store, const char *registration_id, json_t **ret_view,
 			 struct err *e);
