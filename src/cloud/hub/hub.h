@@ -8,7 +8,8 @@
  * Files:
  *   hub.c           the service table, worker setup, request routing
  *   hub_config.c    [hub] keys: shared access policies, device CAs
- *   hub_auth.c      who is calling: service SAS, device SAS, device X.509
+ *   hub_auth.c      who is calling: service SAS, device SAS, device X.509,
+ *                   an IoT Edge device on its own modules
  *   hub_registry.c  devices and modules: validation, storage, views
  *   hub_twin.c      twins: merge-patch, replace, versions, $metadata
  *   hub_http.c      the HTTP handlers (registry, twins, device-facing)
@@ -115,6 +116,21 @@ int hub_auth_service(const struct hub_settings *hs, const char *authorization, u
 int hub_auth_device(const struct hub_settings *hs, const char *authorization, const char *device_id,
 		    const char *module_id, const json_t *identity, STACK_OF(X509) * chain,
 		    X509_STORE *ca_store, uint64_t now, struct hub_error *he);
+
+/* A registry call on the modules of device_id (hub-protocol.md §7). Either
+ * a service call, checked as hub_auth_service does (a SAS that names a
+ * policy, anything that is not a SAS, or no credential at all), or the
+ * device itself, as aziot-identityd calls for an IoT Edge device: a SAS
+ * without skn signed with the device's keys (a TPM-signed one included) or
+ * its TLS client certificate, checked as hub_auth_device does against
+ * device (its stored document; NULL when it does not exist), and only when
+ * the device has capabilities.iotEdge, as IoT Hub lets only IoT Edge
+ * devices manage their modules. *ret_by_device says which one spoke.
+ * Returns 0, or -EACCES with a 401 IotHubUnauthorizedAccess in he (500
+ * ServerError on -ENOMEM). */
+int hub_auth_modules(const struct hub_settings *hs, const char *authorization, unsigned need,
+		     const char *device_id, const json_t *device, STACK_OF(X509) * chain,
+		     X509_STORE *ca_store, uint64_t now, bool *ret_by_device, struct hub_error *he);
 
 /* A verification store holding hs->ca (the caller frees it). NULL on -ENOMEM. */
 X509_STORE *hub_ca_store_new(const struct hub_settings *hs);

@@ -317,6 +317,37 @@ int hub_auth_device(const struct hub_settings *hs, const char *authorization, co
 	return r < 0 ? sas_refused(r, t, he) : 0;
 }
 
+int hub_auth_modules(const struct hub_settings *hs, const char *authorization, unsigned need,
+		     const char *device_id, const json_t *device, STACK_OF(X509) * chain,
+		     X509_STORE *ca_store, uint64_t now, bool *ret_by_device, struct hub_error *he)
+{
+	_cleanup_sas_token_ struct sas_token *t = NULL;
+	bool edge = false;
+	int r;
+
+	*ret_by_device = false;
+	/* A token that names a policy, one that is not a SAS, or no credential
+	 * at all: a service call, refused with the service's reasons. */
+	if (authorization && *authorization) {
+		if (sas_token_parse(authorization, strlen(authorization), &t, NULL) < 0 || t->skn)
+			return hub_auth_service(hs, authorization, need, now, he);
+	} else if (!chain || sk_X509_num(chain) == 0) {
+		return hub_auth_service(hs, authorization, need, now, he);
+	}
+	r = hub_auth_device(hs, authorization, device_id, NULL, device, chain, ca_store, now, he);
+	if (r < 0)
+		return r;
+	(void)json_get_bool_opt(device, "capabilities.iotEdge", false, &edge, NULL);
+	if (!edge)
+		return unauthorized(
+		    he,
+		    "device \"%s\" is not an IoT Edge device: only IoT Edge devices "
+		    "manage their own modules",
+		    device_id);
+	*ret_by_device = true;
+	return 0;
+}
+
 X509_STORE *hub_ca_store_new(const struct hub_settings *hs)
 {
 	X509_STORE *store = X509_STORE_new();

@@ -251,6 +251,61 @@ static int devices(struct hub_worker *hw, struct http_request *req, const char *
 	return fail(hw, req, 405, "MethodNotAllowed", "use GET, PUT or DELETE on a device");
 }
 
+/* Read an identity for authentication: 0 (found or not: *ret NULL), or an
+ * answered store failure (-EIO). */
+static int identity_read(struct hub_worker *hw, struct http_request *req,
+			 enum store_collection coll, const struct store_key *key, json_t **ret)
+{
+	struct err e = {0};
+	int r = store_get(hw->w->store, coll, key, ret, NULL, &e);
+
+	if (r == 0 || r == -ENOENT || r == -EINVAL || r == -ENAMETOOLONG)
+		return 0;
+	fail(hw, req, r == -EBUSY ? 503 : 500, r == -EBUSY ? "ServiceUnavailable" : "ServerError",
+	     "cannot read the device registry: %s", err_msg(&e, r));
+	return -EIO;
+}
+
+/* Authenticate a call on the modules of device id: a service with need,
+ * or the IoT Edge device itself (hub_auth_modules); false when the
+ * request has been answered. */
+static bool auth_modules(struct hub_worker *hw, struct http_request *req, const char *id,
+			 unsigned need, bool *ret_by_device)
+{
+	_cleanup_json_ json_t *device = NULL;
+	struct hub_error he = {0};
+
+	*ret_by_device = false;
+	/* Only a device's own credential needs its document. */
+	if (http_request_header(req, "Authorization") || http_request_peer_chain(req)) {
+		if (identity_read(hw, req, STORE_HUB_DEVICES, STORE_KEY(hw->hs->host_name, id),
+				  &device) < 0)
+			return false;
+	}
+	if (hub_auth_modules(hw->hs, http_request_header(req, "Authorization"), need, id, device,
+			     http_request_peer_chain(req), hw->ca_store, 0, ret_by_device,
+			     &he) == 0)
+		return true;
+	respond_error(hw, req, &he);
+	return false;
+}
+
+/* A device gives its modules keys only: the hub makes them, or takes the
+ * ones aziot-identityd derived. false when the request has been answered. */
+static bool device_module_body(struct hub_worker *hw, struct http_request *req, const json_t *body)
+{
+	const char *type = NULL;
+
+	(void)json_get_string_opt(body, "authentication.type", &type, NULL);
+	if (json_object_get(json_object_get(body, "authentication"), "x509Thumbprint") ||
+	    (type && !streq(type, "sas"))) {
+		fail(hw, req, 400, "ArgumentInvalid",
+		     "authentication: a device gives its modules \"sas\" authentication only");
+		return false;
+	}
+	return true;
+}
+
 static int modules(struct hub_worker *hw, struct http_request *req, const char *method,
 		   const char *id, const char *mid)
 {
@@ -258,13 +313,14 @@ static int modules(struct hub_worker *hw, struct http_request *req, const char *
 	struct store *st = hw->w->store;
 	_cleanup_json_ json_t *out = NULL, *body = NULL;
 	struct hub_error he = {0};
+	bool by_device;
 	int r;
 
 	if (!mid) {
 		if (!streq(method, "GET"))
 			return fail(hw, req, 405, "MethodNotAllowed",
 				    "use GET on a device's modules");
-		if (!auth_service(hw, req, HUB_RIGHT_REGISTRY_READ))
+		if (!auth_modules(hw, req, id, HUB_RIGHT_REGISTRY_READ, &by_device))
 			return 0;
 		r = hub_module_list(st, hub, id, &out, &he);
 		return respond_result(hw, req, r, 200, out, &he);
@@ -272,7 +328,7 @@ static int modules(struct hub_worker *hw, struct http_request *req, const char *
 	if (streq(method, "GET")) {
 		_cleanup_free_ char *etag = NULL;
 
-		if (!auth_service(hw, req, HUB_RIGHT_REGISTRY_READ))
+		if (!auth_modules(hw, req, id, HUB_RIGHT_REGISTRY_READ, &by_device))
 			return 0;
 		r = hub_module_get(st, hub, id, mid, &body, &etag, &he);
 		if (r == 0) {
@@ -282,16 +338,18 @@ static int modules(struct hub_worker *hw, struct http_request *req, const char *
 		return respond_result(hw, req, r, 200, out, &he);
 	}
 	if (streq(method, "PUT")) {
-		if (!auth_service(hw, req, HUB_RIGHT_REGISTRY_WRITE))
+		if (!auth_modules(hw, req, id, HUB_RIGHT_REGISTRY_WRITE, &by_device))
 			return 0;
-		if (body_json(hw, req, &body) < 0 || !begin_write(hw, req, "device registry"))
+		if (body_json(hw, req, &body) < 0 ||
+		    (by_device && !device_module_body(hw, req, body)) ||
+		    !begin_write(hw, req, "device registry"))
 			return 0;
 		r = hub_module_put(st, hub, id, mid, body, http_request_header(req, "If-Match"),
 				   &out, &he);
 		return respond_result(hw, req, r, 200, out, &he);
 	}
 	if (streq(method, "DELETE")) {
-		if (!auth_service(hw, req, HUB_RIGHT_REGISTRY_WRITE) ||
+		if (!auth_modules(hw, req, id, HUB_RIGHT_REGISTRY_WRITE, &by_device) ||
 		    !begin_write(hw, req, "device registry"))
 			return 0;
 		r = hub_module_delete(st, hub, id, mid, http_request_header(req, "If-Match"), &he);
@@ -326,21 +384,6 @@ static int twins(struct hub_worker *hw, struct http_request *req, const char *me
 }
 
 /* --- device-facing endpoints ------------------------------------------------- */
-
-/* Read an identity for authentication: 0 (found or not: *ret NULL), or an
- * answered store failure (-EIO). */
-static int identity_read(struct hub_worker *hw, struct http_request *req,
-			 enum store_collection coll, const struct store_key *key, json_t **ret)
-{
-	struct err e = {0};
-	int r = store_get(hw->w->store, coll, key, ret, NULL, &e);
-
-	if (r == 0 || r == -ENOENT || r == -EINVAL || r == -ENAMETOOLONG)
-		return 0;
-	fail(hw, req, r == -EBUSY ? 503 : 500, r == -EBUSY ? "ServiceUnavailable" : "ServerError",
-	     "cannot read the device registry: %s", err_msg(&e, r));
-	return -EIO;
-}
 
 /* Authenticate the device (and module) the path names; false when the
  * request has been answered. */

@@ -550,48 +550,59 @@ int hub_device_get(struct store *st, const char *hub, const char *device_id, jso
 	return 0;
 }
 
-int hub_device_put(struct store *st, const char *hub, const char *device_id, const json_t *body,
-		   const char *if_match, json_t **ret, struct hub_error *he)
+/* Create or update a device (module_id NULL) or one of its modules: the
+ * write hub_device_put and hub_module_put share. The caller has checked
+ * that the device of a module exists. */
+static int identity_put(struct store *st, const char *hub, const char *device_id,
+			const char *module_id, const json_t *body, const char *if_match,
+			json_t **ret, struct hub_error *he)
 {
 	_cleanup_json_ json_t *current = NULL, *doc = NULL, *twin = NULL;
 	_cleanup_free_ char *etag = NULL, *match = NULL, *new_etag = NULL;
+	const char *what = module_id ? "module" : "device";
+	const char *id = module_id ? module_id : device_id;
+	const struct store_key key = {{hub, device_id, module_id}};
+	enum store_collection coll = module_id ? STORE_HUB_MODULES : STORE_HUB_DEVICES;
 	struct err e = {0};
 	bool exists;
 	int r;
 
 	if (ret)
 		*ret = NULL;
-	if (!hub_id_valid(device_id))
-		return hub_fail(he, 400, "ArgumentInvalid",
-				"deviceId: expected 1 to 128 letters, digits or - . %% _ * ? ! ( ) "
-				", : = @ $ '");
-	r = store_get(st, STORE_HUB_DEVICES, STORE_KEY(hub, device_id), &current, &etag, &e);
+	if (!hub_id_valid(id))
+		return hub_fail(
+		    he, 400, "ArgumentInvalid",
+		    "%sId: expected 1 to 128 letters, digits or - . %% _ * ? ! ( ) , : = "
+		    "@ $ '",
+		    what);
+	r = store_get(st, coll, &key, &current, &etag, &e);
 	if (r < 0 && r != -ENOENT)
 		return store_failed(he, &e, r, "device registry");
 	exists = r == 0;
-	r = precondition(if_match, etag, exists, "device", device_id, true, &match, he);
+	r = precondition(if_match, etag, exists, what, id, true, &match, he);
 	if (r < 0)
 		return r;
-	r = hub_device_build(body, device_id, current, 0, &doc, he);
+	r = module_id ? hub_module_build(body, device_id, module_id, current, 0, &doc, he)
+		      : hub_device_build(body, device_id, current, 0, &doc, he);
 	if (r < 0)
 		return r;
 	r = store_tx_begin(st, &e);
 	if (r < 0)
 		return store_failed(he, &e, r, "device registry");
 	r = store_put(st,
-		      &(struct store_write){.coll = STORE_HUB_DEVICES,
-					    .key = {{hub, device_id}},
+		      &(struct store_write){.coll = coll,
+					    .key = key,
 					    .doc = doc,
 					    .if_match = exists ? etag : NULL,
 					    .create_only = !exists},
 		      &new_etag, &e);
+	/* A new device or module gets its twin. */
 	if (r == 0 && !exists) {
 		twin = hub_twin_new(0);
-		r = twin ? store_put(st,
-				     &(struct store_write){.coll = STORE_TWINS,
-							   .key = {{hub, device_id, NULL}},
-							   .doc = twin},
-				     NULL, &e)
+		r = twin ? store_put(
+			       st,
+			       &(struct store_write){.coll = STORE_TWINS, .key = key, .doc = twin},
+			       NULL, &e)
 			 : -ENOMEM;
 	}
 	if (r == 0)
@@ -599,11 +610,12 @@ int hub_device_put(struct store *st, const char *hub, const char *device_id, con
 	else
 		(void)store_tx_rollback(st, NULL);
 	if (r == -EEXIST)
-		return hub_fail(he, 409, "DeviceAlreadyExists",
-				"a device with id \"%s\" already exists", device_id);
+		return hub_fail(he, 409,
+				module_id ? "ModuleAlreadyExistsOnDevice" : "DeviceAlreadyExists",
+				"a %s with id \"%s\" already exists", what, id);
 	if (r == -ESTALE || r == -ENOENT)
 		return hub_fail(he, 412, "PreconditionFailed",
-				"the device was changed while it was being written; retry");
+				"the %s was changed while it was being written; retry", what);
 	if (r < 0)
 		return store_failed(he, &e, r, "device registry");
 	if (ret) {
@@ -614,42 +626,68 @@ int hub_device_put(struct store *st, const char *hub, const char *device_id, con
 	return 0;
 }
 
-int hub_device_delete(struct store *st, const char *hub, const char *device_id,
-		      const char *if_match, struct hub_error *he)
+int hub_device_put(struct store *st, const char *hub, const char *device_id, const json_t *body,
+		   const char *if_match, json_t **ret, struct hub_error *he)
+{
+	return identity_put(st, hub, device_id, NULL, body, if_match, ret, he);
+}
+
+/* Delete a device (module_id NULL) with its modules and twins, or one
+ * module with its twin: what hub_device_delete and hub_module_delete share. */
+static int identity_delete(struct store *st, const char *hub, const char *device_id,
+			   const char *module_id, const char *if_match, struct hub_error *he)
 {
 	_cleanup_free_ char *etag = NULL, *match = NULL;
+	const char *what = module_id ? "module" : "device";
+	const struct store_key key = {{hub, device_id, module_id}};
 	struct err e = {0};
 	int r;
 
-	r = hub_device_get(st, hub, device_id, NULL, &etag, he);
+	r = module_id ? hub_module_get(st, hub, device_id, module_id, NULL, &etag, he)
+		      : hub_device_get(st, hub, device_id, NULL, &etag, he);
 	if (r < 0)
 		return r;
-	r = precondition(if_match, etag, true, "device", device_id, false, &match, he);
+	r = precondition(if_match, etag, true, what, module_id ? module_id : device_id, false,
+			 &match, he);
 	if (r < 0)
 		return r;
 	r = store_tx_begin(st, &e);
 	if (r < 0)
 		return store_failed(he, &e, r, "device registry");
-	r = store_delete(st, STORE_HUB_DEVICES, STORE_KEY(hub, device_id), etag, &e);
-	if (r == 0)
+	r = store_delete(st, module_id ? STORE_HUB_MODULES : STORE_HUB_DEVICES, &key, etag, &e);
+	if (r == 0 && module_id) {
+		r = store_delete(st, STORE_TWINS, &key, NULL, &e);
+		if (r == -ENOENT)
+			r = 0;
+	} else if (r == 0) {
+		/* The device's twin is under the same prefix as its modules'. */
 		r = store_delete_matching(
 		    st,
 		    &(struct store_query){.coll = STORE_HUB_MODULES, .prefix = {{hub, device_id}}},
 		    NULL, &e);
-	if (r == 0)
-		r = store_delete_matching(
-		    st, &(struct store_query){.coll = STORE_TWINS, .prefix = {{hub, device_id}}},
-		    NULL, &e);
+		if (r == 0)
+			r = store_delete_matching(
+			    st,
+			    &(struct store_query){.coll = STORE_TWINS,
+						  .prefix = {{hub, device_id}}},
+			    NULL, &e);
+	}
 	if (r == 0)
 		r = store_tx_commit(st, &e);
 	else
 		(void)store_tx_rollback(st, NULL);
 	if (r == -ESTALE || r == -ENOENT)
 		return hub_fail(he, 412, "PreconditionFailed",
-				"the device was changed while it was being deleted; retry");
+				"the %s was changed while it was being deleted; retry", what);
 	if (r < 0)
 		return store_failed(he, &e, r, "device registry");
 	return 0;
+}
+
+int hub_device_delete(struct store *st, const char *hub, const char *device_id,
+		      const char *if_match, struct hub_error *he)
+{
+	return identity_delete(st, hub, device_id, NULL, if_match, he);
 }
 
 /* Every document under prefix (up to max), as views. */
@@ -719,10 +757,6 @@ int hub_module_get(struct store *st, const char *hub, const char *device_id, con
 int hub_module_put(struct store *st, const char *hub, const char *device_id, const char *module_id,
 		   const json_t *body, const char *if_match, json_t **ret, struct hub_error *he)
 {
-	_cleanup_json_ json_t *current = NULL, *doc = NULL, *twin = NULL;
-	_cleanup_free_ char *etag = NULL, *match = NULL, *new_etag = NULL;
-	struct err e = {0};
-	bool exists;
 	int r;
 
 	if (ret)
@@ -730,92 +764,13 @@ int hub_module_put(struct store *st, const char *hub, const char *device_id, con
 	r = hub_device_get(st, hub, device_id, NULL, NULL, he);
 	if (r < 0)
 		return r;
-	if (!hub_id_valid(module_id))
-		return hub_fail(he, 400, "ArgumentInvalid",
-				"moduleId: expected 1 to 128 letters, digits or - . %% _ * ? ! ( ) "
-				", : = @ $ '");
-	r = store_get(st, STORE_HUB_MODULES, STORE_KEY(hub, device_id, module_id), &current, &etag,
-		      &e);
-	if (r < 0 && r != -ENOENT)
-		return store_failed(he, &e, r, "device registry");
-	exists = r == 0;
-	r = precondition(if_match, etag, exists, "module", module_id, true, &match, he);
-	if (r < 0)
-		return r;
-	r = hub_module_build(body, device_id, module_id, current, 0, &doc, he);
-	if (r < 0)
-		return r;
-	r = store_tx_begin(st, &e);
-	if (r < 0)
-		return store_failed(he, &e, r, "device registry");
-	r = store_put(st,
-		      &(struct store_write){.coll = STORE_HUB_MODULES,
-					    .key = {{hub, device_id, module_id}},
-					    .doc = doc,
-					    .if_match = exists ? etag : NULL,
-					    .create_only = !exists},
-		      &new_etag, &e);
-	if (r == 0 && !exists) {
-		twin = hub_twin_new(0);
-		r = twin ? store_put(st,
-				     &(struct store_write){.coll = STORE_TWINS,
-							   .key = {{hub, device_id, module_id}},
-							   .doc = twin},
-				     NULL, &e)
-			 : -ENOMEM;
-	}
-	if (r == 0)
-		r = store_tx_commit(st, &e);
-	else
-		(void)store_tx_rollback(st, NULL);
-	if (r == -EEXIST)
-		return hub_fail(he, 409, "ModuleAlreadyExistsOnDevice",
-				"a module with id \"%s\" already exists", module_id);
-	if (r == -ESTALE || r == -ENOENT)
-		return hub_fail(he, 412, "PreconditionFailed",
-				"the module was changed while it was being written; retry");
-	if (r < 0)
-		return store_failed(he, &e, r, "device registry");
-	if (ret) {
-		*ret = hub_identity_view(doc, new_etag);
-		if (!*ret)
-			return -ENOMEM;
-	}
-	return 0;
+	return identity_put(st, hub, device_id, module_id, body, if_match, ret, he);
 }
 
 int hub_module_delete(struct store *st, const char *hub, const char *device_id,
 		      const char *module_id, const char *if_match, struct hub_error *he)
 {
-	_cleanup_free_ char *etag = NULL, *match = NULL;
-	struct err e = {0};
-	int r;
-
-	r = hub_module_get(st, hub, device_id, module_id, NULL, &etag, he);
-	if (r < 0)
-		return r;
-	r = precondition(if_match, etag, true, "module", module_id, false, &match, he);
-	if (r < 0)
-		return r;
-	r = store_tx_begin(st, &e);
-	if (r < 0)
-		return store_failed(he, &e, r, "device registry");
-	r = store_delete(st, STORE_HUB_MODULES, STORE_KEY(hub, device_id, module_id), etag, &e);
-	if (r == 0) {
-		r = store_delete(st, STORE_TWINS, STORE_KEY(hub, device_id, module_id), NULL, &e);
-		if (r == -ENOENT)
-			r = 0;
-	}
-	if (r == 0)
-		r = store_tx_commit(st, &e);
-	else
-		(void)store_tx_rollback(st, NULL);
-	if (r == -ESTALE || r == -ENOENT)
-		return hub_fail(he, 412, "PreconditionFailed",
-				"the module was changed while it was being deleted; retry");
-	if (r < 0)
-		return store_failed(he, &e, r, "device registry");
-	return 0;
+	return identity_delete(st, hub, device_id, module_id, if_match, he);
 }
 
 int hub_module_list(struct store *st, const char *hub, const char *device_id, json_t **ret,

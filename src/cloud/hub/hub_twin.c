@@ -99,7 +99,9 @@ static int check_value(const json_t *v, const char *path, unsigned depth, bool a
 		char sub[320];
 		int r;
 
-		snprintf(sub, sizeof(sub), "%s.%.200s", path, key);
+		/* A path for messages: a very deep one ends in "...". */
+		if (snprintf(sub, sizeof(sub), "%s.%.200s", path, key) >= (int)sizeof(sub))
+			memcpy(sub + sizeof(sub) - 4, "...", 4);
 		if (!key_valid(key))
 			return invalid(
 			    he,

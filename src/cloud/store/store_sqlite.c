@@ -1056,7 +1056,7 @@ static int query_int(struct sqlite_store *b, const char *sql, int64_t *ret, stru
 
 static int schema_version(struct sqlite_store *b, int64_t *ret, struct err *e)
 {
-	int64_t n;
+	int64_t n = 0;
 	int r;
 
 	r = query_int(b,

@@ -9,7 +9,9 @@
  *   identityd_sas.c       SAS tokens, byte for byte as aziot builds them (§5.5)
  *   identityd_cloud.c     HTTPS to DPS and the hub: trust, timeouts, retries
  *   identityd_dps.c       DPS registration: symmetric key, X.509, TPM (§5.2)
- *   identityd_hub.c       the hub request that proves an identity works
+ *   identityd_hub.c       the hub calls: the request that proves an identity
+ *                         works, module identity CRUD
+ *   identityd_modules.c   the module identity API (/identities/modules)
  *   identityd_provision.c one provisioning job, run in a child process
  *   local_client.c        JSON over the unix sockets of keyd, tpmd, certd
  *   identity_cert.c       the device identity certificate (certd or file)
@@ -32,6 +34,9 @@
 #include "common/err.h"
 #include "common/http_client.h"
 #include "device/daemon/daemon_config.h"
+
+struct daemon_request;
+struct event_base;
 
 /* ---- settings (identityd_settings.c) --------------------------------- */
 
@@ -387,6 +392,40 @@ enum identityd_hub_outcome identityd_hub_check(struct identityd_job_context *ctx
 					       const char *gateway, const char *device_id,
 					       struct err *e);
 
+/* ---- module identities in the hub (identityd_hub.c) -------------------- */
+
+/* The device a module call is for. */
+struct identityd_hub_device {
+	const char *hub;     /* the hub's name: the SAS audience */
+	const char *gateway; /* where the requests go (the hub, or a parent) */
+	const char *device_id;
+};
+
+enum identityd_hub_module_op {
+	IDENTITYD_HUB_MODULE_LIST,   /* GET .../modules: a JSON array */
+	IDENTITYD_HUB_MODULE_GET,    /* GET .../modules/{id}: a Module */
+	IDENTITYD_HUB_MODULE_CREATE, /* PUT {"moduleId","deviceId"}, no If-Match */
+	IDENTITYD_HUB_MODULE_UPDATE, /* PUT with "authentication", If-Match: * */
+	IDENTITYD_HUB_MODULE_DELETE, /* DELETE, If-Match: * */
+};
+
+/* One call of aziot's hub client (hub-protocol.md §7) on the modules of
+ * dev, with the device's credential from ctx. module_id is ignored for
+ * LIST; authentication (borrowed) is the object UPDATE sends, e.g.
+ * {"symmetricKey":{"primaryKey":..,"secondaryKey":..},"type":"sas"}.
+ * Returns 0 with *ret (the caller's; a Module object, an array of them
+ * for LIST, NULL for DELETE; ret may be NULL), or a negative errno and a
+ * sentence naming the hub, the call and the hub's message:
+ *   -ENOENT   the hub answered 404 (no such module, or device)
+ *   -EACCES   401 or 403: the hub refused the device's credential
+ *   -EAGAIN   429 after the retries, or 5xx: aziot's network error
+ *   -EPROTO   any other status
+ *   -EBADMSG  a 2xx answer that is not a Module (or a list of them)
+ *   transport errnos of identityd_cloud_perform, signing errnos. */
+int identityd_hub_module(struct identityd_job_context *ctx, const struct identityd_hub_device *dev,
+			 enum identityd_hub_module_op op, const char *module_id,
+			 const json_t *authentication, json_t **ret, struct err *e);
+
 /* The job's input, from the parent. */
 struct identityd_job {
 	/* the identity from device_info (NULL fields when none) */
@@ -426,5 +465,63 @@ int identityd_job_result_from_json(const json_t *j, struct identityd_job_result 
  * Fills *ret; never fails beyond what ret says. */
 void identityd_job_run(const struct identityd_settings *s, const struct identityd_job *job,
 		       struct identityd_job_result *ret);
+
+/* ---- module identities (identityd_modules.c) ------------------------------ */
+
+/* What identityd.c lends the module API: its settings, the device identity
+ * (NULL while there is none) and its event loop. All borrowed, valid until
+ * the handler returns. Defined in identityd.c. */
+struct identityd_state_view {
+	const struct identityd_settings *s;
+	const struct identityd_job_result *device;
+	struct event_base *base;
+};
+void identityd_state_view(void *state, struct identityd_state_view *ret);
+/* GET /identities/identity as identityd.c answers a caller that is not a
+ * module: the device identity, or a refusal. Defined in identityd.c. */
+int identityd_get_caller_identity(struct daemon_request *req, void *state);
+
+/* The daemon_handler_fn of each route (state is identityd.c's):
+ *   GET    /identities/modules?type=aziot       identityd_modules_list
+ *   POST   /identities/modules                  identityd_modules_create
+ *   GET    /identities/modules/{moduleId}?type= identityd_modules_get
+ *   PUT    /identities/modules/{moduleId}?type= identityd_modules_update
+ *   DELETE /identities/modules/{moduleId}?type= identityd_modules_delete
+ *   GET    /identities/identity                 identityd_modules_get_caller
+ * The last answers a host process's own module and leaves every other
+ * caller to identityd_get_caller_identity. */
+int identityd_modules_list(struct daemon_request *req, void *state);
+int identityd_modules_create(struct daemon_request *req, void *state);
+int identityd_modules_get(struct daemon_request *req, void *state);
+int identityd_modules_update(struct daemon_request *req, void *state);
+int identityd_modules_delete(struct daemon_request *req, void *state);
+int identityd_modules_get_caller(struct daemon_request *req, void *state);
+
+/* Fork a child that reports to its parent on a pipe, as identityd runs
+ * whatever blocks on the network. In the child (returns 0): signals at
+ * their defaults and unblocked, every fd closed but *ret_fd (the pipe's
+ * write end, O_CLOEXEC), killed when the parent dies. In the parent
+ * (returns 1): *ret_pid the child, *ret_fd the read end, non-blocking.
+ * Returns a negative errno, with nothing left behind, when the pipe or the
+ * fork fails. */
+int identityd_fork_reporter(pid_t *ret_pid, int *ret_fd);
+
+/* Where aziot backs a module up (§4.3):
+ *   homedir/modules/<sha256hex(hub)>-<sha256hex(device_id)>
+ *     /<ASCII letters and digits of module_id>-<sha256hex(module_id)>
+ * module_id NULL: the device's directory. Returns 0 and *ret (caller
+ * frees), -ENOMEM. */
+int identityd_module_backup_path(const char *homedir, const char *hub, const char *device_id,
+				 const char *module_id, char **ret);
+/* The backup of a hub Module: moduleId, managedBy, deviceId, generationId
+ * in that order (aziot's Module), absent or null ones left out, never the
+ * keys. Caller's; NULL on -ENOMEM. */
+json_t *identityd_module_backup_json(const json_t *module);
+/* The Identity of a hub Module (§2.3):
+ *   {"type":"aziot","spec":{"hubName","gatewayHost","deviceId","moduleId",
+ *    "genId"(when known),"auth":{"type":"sas","keyHandle"}(with a handle)}}
+ * Caller's; NULL on -ENOMEM. */
+json_t *identityd_module_identity(const struct identityd_hub_device *dev, const json_t *module,
+				  const char *key_handle);
 
 #endif
