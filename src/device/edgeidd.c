@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "device/certd/certd.h"
 #include "device/daemon/daemon.h"
 #include "device/identityd/identityd.h"
 #include "device/keyd/keyd.h"
@@ -26,6 +27,7 @@ static const struct {
 	const char *summary;
 } daemons[] = {
     {"keyd", &keyd_spec, NULL, NULL},
+    {"certd", &certd_spec, NULL, NULL},
     {"tpmd", &tpmd_spec, NULL, NULL},
     {"identityd", &identityd_spec, NULL, NULL},
     {"supervise", NULL, supervise_main, "start the daemons, restart them when they die"},

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # edgeidd supervise with the real daemons under --root in a temporary
-# directory: it starts keyd (and tpmd, identityd when they are built) in
+# directory: it starts keyd and certd (and tpmd, identityd when they are built) in
 # order, each as its own user when that user exists, on sockets it holds
 # with the modes of the systemd socket units; `edgeid system status` shows
 # them Running; a daemon killed with SIGKILL is restarted, a request made
@@ -68,9 +68,11 @@ is_root() { [ "$(id -u)" -eq 0 ]; }
 status_cmd() { "$edgeid" system status --root "$root" "$@"; }
 
 # ---- which daemons are built ------------------------------------------------
-daemons=(keyd)
+daemons=(keyd certd)
 mkdir -p "$root/etc/aziot/keyd/config.d" "$root/var/lib/aziot/keyd"
 printf '[aziot_keys]\nhomedir_path = "/var/lib/aziot/keyd"\n' >"$root/etc/aziot/keyd/config.toml"
+mkdir -p "$root/etc/aziot/certd" "$root/var/lib/aziot/certd"
+printf 'homedir_path = "/var/lib/aziot/certd"\n' >"$root/etc/aziot/certd/config.toml"
 
 tpmd_help=$("$edgeidd" tpmd --help 2>&1)
 if grep -q 'not built yet' <<<"$tpmd_help"; then
@@ -98,7 +100,7 @@ else
 	printf 'hostname = "edge-1"\nhomedir = "/var/lib/aziot/identityd"\n\n[provisioning]\nsource = "none"\n' \
 		>"$root/etc/aziot/identityd/config.toml"
 fi
-declare -A users=([keyd]=aziotks [tpmd]=aziottpm [identityd]=aziotid)
+declare -A users=([keyd]=aziotks [certd]=aziotcs [tpmd]=aziottpm [identityd]=aziotid)
 for d in "${daemons[@]}"; do
 	if is_root && user_exists "${users[$d]}"; then
 		chown "${users[$d]}" "$root/var/lib/aziot/$d"
@@ -200,7 +202,7 @@ is "$?:$out" "0:$(all_running)" "system status: every daemon Running, exit 0"
 json=$(status_cmd -o json)
 is "$(jq -r '.manager' <<<"$json")" supervise "status -o json names the supervisor as the manager"
 is "$(jq -r '[.services[] | .daemon + "=" + .status] | join(" ")' <<<"$json")" \
-	"$(for d in identityd keyd tpmd; do [[ " ${daemons[*]} " == *" $d "* ]] && printf '%s=running ' "$d"; done | sed 's/ $//')" \
+	"$(for d in identityd keyd certd tpmd; do [[ " ${daemons[*]} " == *" $d "* ]] && printf '%s=running ' "$d"; done | sed 's/ $//')" \
 	"status -o json: each daemon with status running, in status order"
 is "$(jq -r '.services[] | select(.daemon == "keyd") | "\(.name) \(.answering) \(.restarts)"' <<<"$json")" \
 	"edgeid-keyd true 0" "status -o json: keyd's unit name, that it answers, no restarts"

@@ -1306,7 +1306,7 @@ static void usage(const char *prog, FILE *out)
 		"Usage: %s [OPTIONS]\n"
 		"\n"
 		"Start the device daemons, each as its own process and user, in order (keyd,\n"
-		"tpmd, identityd), and restart any that dies.\n"
+		"certd, tpmd, identityd), and restart any that dies.\n"
 		"\n"
 		"Options:\n"
 		"      --root DIR       run the daemons with --root DIR (also EDGEID_ROOT); their\n"
@@ -1314,7 +1314,7 @@ static void usage(const char *prog, FILE *out)
 		"      --run-dir DIR    status, logs and control socket (default " SUPERVISE_RUN_DIR
 		")\n"
 		"      --only LIST      the daemons to run, separated by commas\n"
-		"                       (default keyd,tpmd,identityd)\n"
+		"                       (default keyd,certd,tpmd,identityd)\n"
 		"      --log-size SIZE  rotate a daemon's log file past SIZE bytes (K and M\n"
 		"                       suffixes; default 1M)\n"
 		"      --foreground     stay in the foreground (default: detach once the\n"

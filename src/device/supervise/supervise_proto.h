@@ -81,14 +81,14 @@ struct supervise_service {
 	bool socket_activated; /* systemd starts it on its first request */
 };
 
-/* The daemons in start order: each one's dependencies come first. certd
- * is known so that its name, user and unit are recognised; it is not
- * started by default until edgeidd has it. Returns NULL past the end. */
+/* The daemons in start order: each one's dependencies come first (certd
+ * signs through keyd; identityd calls all three). Returns NULL past the
+ * end. */
 static inline const struct supervise_service *supervise_service_at(size_t i)
 {
 	static const struct supervise_service services[] = {
 	    {"keyd", "aziotks", {NULL}, true, true},
-	    {"certd", "aziotcs", {"aziotks", NULL}, false, true},
+	    {"certd", "aziotcs", {"aziotks", NULL}, true, true},
 	    {"tpmd", "aziottpm", {NULL}, true, true},
 	    {"identityd", "aziotid", {"aziotcs", "aziotks", "aziottpm"}, true, false},
 	};
