@@ -13,6 +13,7 @@
 
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
+#include <tss2/tss2_sys.h>
 
 #include "common/log.h"
 #include "tpm/tpm_internal.h"
@@ -413,19 +414,22 @@ int tpm_evict(struct tpm *t, uint32_t handle, struct err *e)
 	return tpm_evict_tr(t, &obj, handle, e);
 }
 
-/* Count the handles TPM2_GetCapability(TPM_CAP_HANDLES) lists from first on
- * whose type (top byte) is one of types. */
-static int count_handles(struct tpm *t, TPM2_HANDLE first, const uint8_t *types, size_t n_types,
-			 const char *what, uint32_t *ret, struct err *e)
+/* Call fn for each handle TPM2_GetCapability(TPM_CAP_HANDLES) lists from
+ * first on whose type (top byte) is one of types. fn may flush the handle:
+ * the next query starts after the last handle listed. */
+static int each_handle(struct tpm *t, TPM2_HANDLE first, const uint8_t *types, size_t n_types,
+		       const char *what,
+		       int (*fn)(struct tpm *t, TPM2_HANDLE h, void *ctx, struct err *e), void *ctx,
+		       struct err *e)
 {
 	TPM2_HANDLE next = first;
 	TPMI_YES_NO more;
-	uint32_t n = 0;
 
 	do {
 		_cleanup_esys_ TPMS_CAPABILITY_DATA *cap = NULL;
 		TSS2_RC rc;
 		uint32_t i;
+		int r;
 
 		more = TPM2_NO;
 		rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -442,7 +446,9 @@ static int count_handles(struct tpm *t, TPM2_HANDLE first, const uint8_t *types,
 				more = TPM2_NO;
 				break;
 			}
-			n++;
+			r = fn(t, h, ctx, e);
+			if (r < 0)
+				return r;
 			next = h + 1;
 		}
 		/* Past the queried type (a policy session listed among the
@@ -450,26 +456,69 @@ static int count_handles(struct tpm *t, TPM2_HANDLE first, const uint8_t *types,
 		if (cap->data.handles.count == 0 || next >> 24 != first >> 24)
 			more = TPM2_NO;
 	} while (more == TPM2_YES);
-	*ret = n;
+	return 0;
+}
+
+static int count_one(struct tpm *t, TPM2_HANDLE h, void *ctx, struct err *e)
+{
+	(void)t, (void)h, (void)e;
+	(*(uint32_t *)ctx)++;
+	return 0;
+}
+
+/* TPM2_FlushContext of a raw handle, through the SAPI context under ESAPI:
+ * ESAPI flushes only what it has an ESYS_TR for, and making one for
+ * another client's object would cost a TPM2_ReadPublic per handle. */
+static int flush_one(struct tpm *t, TPM2_HANDLE h, void *ctx, struct err *e)
+{
+	TSS2_SYS_CONTEXT *sys = NULL;
+	TSS2_RC rc;
+
+	rc = Esys_GetSysContext(t->esys, &sys);
+	if (rc != TSS2_RC_SUCCESS)
+		return tpm_fail(e, rc, "Esys_GetSysContext");
+	rc = Tss2_Sys_FlushContext(sys, h);
+	if (rc != TSS2_RC_SUCCESS)
+		return tpm_fail(e, rc, "TPM2_FlushContext(0x%08" PRIx32 ")", h);
+	log_debug("tpm: flushed 0x%08" PRIx32 ", left loaded by an earlier client", h);
+	(*(uint32_t *)ctx)++;
+	return 0;
+}
+
+static const uint8_t transient_types[] = {TPM2_HT_TRANSIENT};
+/* Asked for loaded sessions, the TPM lists HMAC sessions (0x02...) and
+ * policy sessions (0x03...) alike. */
+static const uint8_t session_types[] = {TPM2_HT_HMAC_SESSION, TPM2_HT_POLICY_SESSION};
+
+int tpm_flush_leftovers(struct tpm *t, uint32_t *ret_flushed, struct err *e)
+{
+	uint32_t n = 0;
+	int r;
+
+	r = each_handle(t, HANDLES_TRANSIENT_FIRST, transient_types, ARRAY_SIZE(transient_types),
+			"transient", flush_one, &n, e);
+	if (r >= 0)
+		r = each_handle(t, HANDLES_LOADED_SESSION_FIRST, session_types,
+				ARRAY_SIZE(session_types), "sessions", flush_one, &n, e);
+	if (r < 0)
+		return err_prefix(e, r, "flushing what an earlier client left loaded");
+	if (ret_flushed)
+		*ret_flushed = n;
 	return 0;
 }
 
 int tpm_loaded_handles(struct tpm *t, uint32_t *ret_transient, uint32_t *ret_sessions,
 		       struct err *e)
 {
-	static const uint8_t transient_types[] = {TPM2_HT_TRANSIENT};
-	/* Asked for loaded sessions, the TPM lists HMAC sessions (0x02...) and
-	 * policy sessions (0x03...) alike. */
-	static const uint8_t session_types[] = {TPM2_HT_HMAC_SESSION, TPM2_HT_POLICY_SESSION};
-	uint32_t transient, sessions;
+	uint32_t transient = 0, sessions = 0;
 	int r;
 
-	r = count_handles(t, HANDLES_TRANSIENT_FIRST, transient_types, ARRAY_SIZE(transient_types),
-			  "transient", &transient, e);
+	r = each_handle(t, HANDLES_TRANSIENT_FIRST, transient_types, ARRAY_SIZE(transient_types),
+			"transient", count_one, &transient, e);
 	if (r < 0)
 		return r;
-	r = count_handles(t, HANDLES_LOADED_SESSION_FIRST, session_types, ARRAY_SIZE(session_types),
-			  "sessions", &sessions, e);
+	r = each_handle(t, HANDLES_LOADED_SESSION_FIRST, session_types, ARRAY_SIZE(session_types),
+			"sessions", count_one, &sessions, e);
 	if (r < 0)
 		return r;
 	*ret_transient = transient;

@@ -131,6 +131,21 @@ int tpm_import_auth_key(struct tpm *t, const void *blob, size_t len, uint32_t pe
 int tpm_hmac(struct tpm *t, uint32_t persistent_handle, const void *data, size_t len,
 	     uint8_t ret_mac[TPM_HMAC_LEN], struct err *e) _nodiscard_;
 
+/* Flush every transient object (HMAC sequences included) and every loaded
+ * session the TPM lists, for the daemon that owns the TPM to call when it
+ * opens it. Without a resource manager (swtpm:, /dev/tpm0) the TPM keeps
+ * what a client left loaded when it died: a tpmd killed in the middle of
+ * an import leaves its policy session and the loaded key there, and swtpm
+ * has three object slots, so a few such deaths make every later import
+ * fail with -ENOSPC. Such a TPM serves one client at a time, so what is
+ * loaded when its owner connects belongs to a client that is gone. Saved
+ * (context-saved) sessions are not loaded and are left alone; through a
+ * resource manager (/dev/tpmrm0, tabrmd) a connection sees only its own
+ * handles, and this flushes nothing. *ret_flushed (may be NULL) is the
+ * number flushed. Returns 0, or an error above with "flushing what an
+ * earlier client left loaded: TPM2_FlushContext(0x80000001): ...". */
+int tpm_flush_leftovers(struct tpm *t, uint32_t *ret_flushed, struct err *e) _nodiscard_;
+
 /* How many transient objects and loaded sessions the TPM holds
  * (TPM2_GetCapability TPM_CAP_HANDLES); both are 0 between calls of this
  * API unless another client left something behind. */

@@ -57,7 +57,7 @@ static int unmarshal_blob(const void *blob, size_t len, struct import_items *ret
 
 	r = tpm_blob_parse(blob, len, &parts, e);
 	if (r < 0)
-		return err_prefix(e, r, "authentication key");
+		return r; /* "authentication key blob: ..." */
 	r = UNMARSHAL_ITEM(TPM2B_ID_OBJECT, &parts.id_object, &ret->credential,
 			   "item 1 (credentialBlob)", e);
 	if (r >= 0)

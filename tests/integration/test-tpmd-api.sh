@@ -232,7 +232,7 @@ kill -HUP "$pid"
 req POST "/import_auth_key?$V" '{"key":"not base64!"}'
 expect 422 "$(msg 'key: invalid base64 at offset 3')" "malformed base64 key: exact error"
 req POST "/import_auth_key?$V" '{"key":"QUJD"}'
-expect 400 "$(msg 'authentication key: authentication key blob: item 1 (credentialBlob): truncated')" \
+expect 400 "$(msg 'authentication key blob: item 1 (credentialBlob): truncated')" \
 	"base64 that is no blob: 400 with the reason"
 req POST "/sign_with_auth_key?$V" '{"data":"aGVsbG8"}'
 expect 422 "$(msg 'data: invalid base64 at offset 7')" "unpadded base64 data: exact error"

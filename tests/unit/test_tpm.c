@@ -594,7 +594,7 @@ static void test_import_bad_arguments(void **state)
 	/* Truncated: the parser names the item, the TPM is not asked. */
 	err_clear(&e);
 	assert_int_equal(tpm_import_auth_key(t, blob.data, 100, AUTH_KEY, &e), -EBADMSG);
-	assert_true(strncmp(e.msg, "authentication key: ", 20) == 0);
+	assert_true(strncmp(e.msg, "authentication key blob: ", 25) == 0);
 	err_clear(&e);
 	assert_int_equal(tpm_import_auth_key(t, blob.data, 0, AUTH_KEY, &e), -EBADMSG);
 	assert_nothing_loaded(t);
@@ -650,7 +650,10 @@ static void test_hmac_errors(void **state)
 
 /* The checks that nothing stays loaded can fail: objects and sessions
  * another client left behind are counted. */
-static void test_loaded_handles_counts_leftovers(void **state)
+/* Load an HMAC primary in the null hierarchy and start a policy session
+ * without a resource manager, then disconnect: both stay loaded, as after a
+ * client killed in the middle of its work. Their TPM handles are returned. */
+static void leave_object_and_session(TPM2_HANDLE *ret_obj, TPM2_HANDLE *ret_session)
 {
 	const TPM2B_SENSITIVE_CREATE sensitive = {0};
 	const TPM2B_DATA outside = {0};
@@ -665,14 +668,8 @@ static void test_loaded_handles_counts_leftovers(void **state)
 			   .parameters.keyedHashDetail.scheme = {
 			       .scheme = TPM2_ALG_HMAC, .details.hmac.hashAlg = TPM2_ALG_SHA256}}};
 	ESYS_TR obj = ESYS_TR_NONE, session = ESYS_TR_NONE;
-	TPM2_HANDLE obj_handle = 0, session_handle = 0;
-	uint32_t transient = 0, sessions = 0;
 	struct raw raw;
-	struct tpm *t;
-	struct err e = {0};
 
-	(void)state;
-	NEED_SWTPM();
 	raw_open(&raw);
 	assert_int_equal(Esys_CreatePrimary(raw.esys, ESYS_TR_RH_NULL, ESYS_TR_PASSWORD,
 					    ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &template,
@@ -682,9 +679,23 @@ static void test_loaded_handles_counts_leftovers(void **state)
 					       ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY,
 					       &none, TPM2_ALG_SHA256, &session),
 			 TSS2_RC_SUCCESS);
-	assert_int_equal(Esys_TR_GetTpmHandle(raw.esys, obj, &obj_handle), TSS2_RC_SUCCESS);
-	assert_int_equal(Esys_TR_GetTpmHandle(raw.esys, session, &session_handle), TSS2_RC_SUCCESS);
+	assert_int_equal(Esys_TR_GetTpmHandle(raw.esys, obj, ret_obj), TSS2_RC_SUCCESS);
+	assert_int_equal(Esys_TR_GetTpmHandle(raw.esys, session, ret_session), TSS2_RC_SUCCESS);
 	raw_close(&raw); /* no resource manager: both stay loaded */
+}
+
+static void test_loaded_handles_counts_leftovers(void **state)
+{
+	ESYS_TR obj = ESYS_TR_NONE, session = ESYS_TR_NONE;
+	TPM2_HANDLE obj_handle = 0, session_handle = 0;
+	uint32_t transient = 0, sessions = 0;
+	struct raw raw;
+	struct tpm *t;
+	struct err e = {0};
+
+	(void)state;
+	NEED_SWTPM();
+	leave_object_and_session(&obj_handle, &session_handle);
 
 	t = open_tpm(NULL);
 	assert_int_equal(tpm_loaded_handles(t, &transient, &sessions, &e), 0);
@@ -705,6 +716,29 @@ static void test_loaded_handles_counts_leftovers(void **state)
 
 	t = open_tpm(NULL);
 	assert_nothing_loaded(t);
+	tpm_close(t);
+}
+
+/* What a killed client left loaded is flushed when tpmd connects. */
+static void test_flush_leftovers(void **state)
+{
+	TPM2_HANDLE obj_handle = 0, session_handle = 0;
+	uint32_t transient = 9, sessions = 9, flushed = 0;
+	struct tpm *t;
+	struct err e = {0};
+
+	(void)state;
+	NEED_SWTPM();
+	leave_object_and_session(&obj_handle, &session_handle);
+
+	t = open_tpm(NULL);
+	assert_int_equal(tpm_flush_leftovers(t, &flushed, &e), 0);
+	assert_int_equal(flushed, 2);
+	assert_int_equal(tpm_loaded_handles(t, &transient, &sessions, &e), 0);
+	assert_int_equal(transient, 0);
+	assert_int_equal(sessions, 0);
+	assert_int_equal(tpm_flush_leftovers(t, &flushed, &e), 0);
+	assert_int_equal(flushed, 0);
 	tpm_close(t);
 }
 
@@ -807,6 +841,7 @@ int main(void)
 	    cmocka_unit_test(test_import_needs_ek_and_srk),
 	    cmocka_unit_test(test_hmac_errors),
 	    cmocka_unit_test(test_loaded_handles_counts_leftovers),
+	    cmocka_unit_test(test_flush_leftovers),
 	    cmocka_unit_test(test_hierarchy_auth),
 	};
 

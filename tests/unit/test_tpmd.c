@@ -610,9 +610,8 @@ static void test_api_body_validation(void **state)
 			      "data: too large (at most 65536 bytes)");
 
 	/* Well-formed base64, not a blob: the library's sentence. */
-	expect_error_response(
-	    "POST", p, "{\"key\":\"AAAA\"}", 400,
-	    "authentication key: authentication key blob: item 2 (secret): truncated");
+	expect_error_response("POST", p, "{\"key\":\"AAAA\"}", 400,
+			      "authentication key blob: item 2 (secret): truncated");
 }
 
 static void test_api_sign_before_import(void **state)

@@ -12,20 +12,26 @@
  *                        (iotedge#7013).
  *
  * Both are written atomically (temporary file, fsync, rename, directory
- * fsync) with mode 0600.
+ * fsync) with mode 0600. A write that is killed half way leaves its
+ * temporary file (".device_info.XXXXXX"); the next write or removal
+ * deletes it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/fs.h"
+#include "common/log.h"
 #include "common/toml.h"
 #include "device/identityd/identityd_private.h"
 
 #define DEVICE_INFO_FILE "device_info"
 #define DIGEST_FILE "edgeid_provisioning"
 #define STATE_FILE_MAX (64 * 1024)
+/* What mkostemp puts in place of XXXXXX. */
+#define TEMPORARY_LETTERS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 void identityd_device_info_clear(struct identityd_device_info *di)
 {
@@ -117,6 +123,46 @@ static int state_path(const char *homedir, const char *file, char **ret, struct 
 	return *ret ? 0 : err_set(e, -ENOMEM, "out of memory");
 }
 
+/* Whether name is a temporary file fs_write_atomic makes for one of our
+ * files: "." file "." and mkostemp's six letters or digits. */
+static bool is_temporary(const char *name)
+{
+	static const char *const files[] = {DEVICE_INFO_FILE, DIGEST_FILE};
+
+	if (name[0] != '.')
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		size_t n = strlen(files[i]);
+		const char *x;
+
+		if (!strneq(name + 1, files[i], n))
+			continue;
+		x = name + 1 + n;
+		if (x[0] == '.' && strlen(x + 1) == 6 && strspn(x + 1, TEMPORARY_LETTERS) == 6)
+			return true;
+	}
+	return false;
+}
+
+/* Remove the temporary files of writes that were killed before their
+ * rename. Only identityd's main process writes these files, one at a time
+ * and to the end, so a temporary it sees before it writes or removes one
+ * belongs to a write that will never finish. Best effort: what cannot be
+ * removed now is tried again at the next write. */
+static void sweep_temporaries(const char *homedir)
+{
+	DIR *d = opendir(homedir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (is_temporary(de->d_name) && unlinkat(dirfd(d), de->d_name, 0) == 0)
+			log_info("removed %s/%s, left by an interrupted write", homedir,
+				 de->d_name);
+	closedir(d);
+}
+
 int identityd_device_info_read(const char *homedir, struct identityd_device_info *ret,
 			       struct err *e)
 {
@@ -151,6 +197,7 @@ int identityd_device_info_write(const char *homedir, const struct identityd_devi
 	r = identityd_device_info_format(di, &text);
 	if (r < 0)
 		return err_set(e, r, "%s: cannot format: %s", path, strerror(-r));
+	sweep_temporaries(homedir);
 	return fs_write_atomic(path, text.data, text.len, 0600, FS_KEEP_OWNER, FS_KEEP_GROUP, e);
 }
 
@@ -169,7 +216,10 @@ static int remove_file(const char *homedir, const char *file, struct err *e)
 
 int identityd_device_info_remove(const char *homedir, struct err *e)
 {
-	int r = remove_file(homedir, DEVICE_INFO_FILE, e);
+	int r;
+
+	sweep_temporaries(homedir);
+	r = remove_file(homedir, DEVICE_INFO_FILE, e);
 
 	return r < 0 ? r : remove_file(homedir, DIGEST_FILE, e);
 }

@@ -392,6 +392,46 @@ static int find_key(const char *id, struct loc *locs, size_t n, bool empty_as_mi
 	return invalid(e, -ENOENT, "key \"%s\" not found", id);
 }
 
+/* The locations of one key id and, once found, the one that has it: what
+ * every operation on an existing key starts with. Cleared when it leaves
+ * scope (_cleanup_where_), on every path. */
+struct where {
+	struct loc locs[2];
+	size_t n;
+	struct loc *at;
+};
+
+static void where_clear(struct where *w)
+{
+	/* All of locs: locate may fail with the first one filled in. */
+	locs_clear(w->locs, ARRAY_SIZE(w->locs));
+	*w = (struct where){0};
+}
+#define _cleanup_where_ _cleanup_(where_clear)
+
+static int where_locate(const struct keyd_store *st, const char *id, struct where *w, struct err *e)
+{
+	return locate(st, id, w->locs, &w->n, e);
+}
+
+/* The key pair id (find_pair, a malformed file is an error). */
+static int where_pair(struct keyd_store *st, const char *id, struct where *w, EVP_PKEY **ret_pkey,
+		      struct err *e)
+{
+	int r = where_locate(st, id, w, e);
+
+	return r < 0 ? r : find_pair(id, w->locs, w->n, false, ret_pkey, &w->at, st, e);
+}
+
+/* The symmetric key id (find_key, an empty file is an error). */
+static int where_key(struct keyd_store *st, const char *id, struct where *w, struct buf *ret_key,
+		     struct err *e)
+{
+	int r = where_locate(st, id, w, e);
+
+	return r < 0 ? r : find_key(id, w->locs, w->n, false, ret_key, &w->at, st, e);
+}
+
 /* --- the store ----------------------------------------------------------- */
 
 /* Remove ".<name>.key.XXXXXX" files that a write interrupted by a crash
@@ -581,62 +621,50 @@ int keyd_store_create_key_pair(struct keyd_store *st, const char *id, const enum
 			       size_t n_algs, struct err *e)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
-	struct loc locs[2] = {0}, *at = NULL;
-	size_t n = 0;
+	_cleanup_where_ struct where w = {0};
 	int r;
 
-	r = locate(st, id, locs, &n, e);
+	r = where_locate(st, id, &w, e);
 	if (r < 0)
 		return r;
-	r = find_pair(id, locs, n, true, &pkey, &at, st, e);
+	r = find_pair(id, w.locs, w.n, true, &pkey, &w.at, st, e);
 	if (r != -ENOENT)
-		goto out;
+		return r;
 	err_clear(e);
-	if (n_algs == 0) {
-		r = invalid(e, -EINVAL,
-			    "preferredAlgorithms names no algorithm keyd supports (ec-p256, "
-			    "rsa-2048, rsa-4096, *)");
-		goto out;
-	}
+	if (n_algs == 0)
+		return invalid(e, -EINVAL,
+			       "preferredAlgorithms names no algorithm keyd supports (ec-p256, "
+			       "rsa-2048, rsa-4096, *)");
 	/* Only the first location; a file gets the first algorithm, a token
 	 * each in turn until one works (aziot's rules). */
-	if (!locs[0].p11) {
-		r = create_pair_file(locs[0].path, algs[0], e);
+	if (!w.locs[0].p11) {
+		r = create_pair_file(w.locs[0].path, algs[0], e);
 		if (r >= 0)
 			log_info("created key pair \"%s\" (%s)", id, keyd_alg_name(algs[0]));
-		goto out;
+		return r;
 	}
 	for (size_t i = 0; i < n_algs; i++) {
 		struct err e2 = {0};
 
-		r = keyd_p11_generate_pair(st->p11, &locs[0].uri, algs[i], &e2);
+		r = keyd_p11_generate_pair(st->p11, &w.locs[0].uri, algs[i], &e2);
 		if (r >= 0) {
 			log_info("created key pair \"%s\" (%s) in the PKCS#11 token", id,
 				 keyd_alg_name(algs[i]));
-			goto out;
+			return r;
 		}
 		log_warn("key pair \"%s\": %s: %s", id, keyd_alg_name(algs[i]), err_msg(&e2, r));
 	}
-	r = invalid(e, -EINVAL,
-		    "the PKCS#11 token could not generate any of the preferred "
-		    "algorithms");
-out:
-	locs_clear(locs, n);
-	return r;
+	return invalid(e, -EINVAL,
+		       "the PKCS#11 token could not generate any of the preferred "
+		       "algorithms");
 }
 
 int keyd_store_load_key_pair(struct keyd_store *st, const char *id, struct err *e)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
-	struct loc locs[2] = {0}, *at = NULL;
-	size_t n = 0;
-	int r;
+	_cleanup_where_ struct where w = {0};
 
-	r = locate(st, id, locs, &n, e);
-	if (r >= 0)
-		r = find_pair(id, locs, n, false, &pkey, &at, st, e);
-	locs_clear(locs, n);
-	return r;
+	return where_pair(st, id, &w, &pkey, e);
 }
 
 static int rename_file(const char *from_id, const char *from, const char *to, struct err *e)
@@ -665,48 +693,44 @@ static int rename_file(const char *from_id, const char *from, const char *to, st
 
 int keyd_store_move_key_pair(struct keyd_store *st, const char *from, const char *to, struct err *e)
 {
-	struct loc lf[2] = {0}, lt[2] = {0};
-	size_t nf = 0, nt = 0;
+	_cleanup_where_ struct where wf = {0}, wt = {0};
+	const struct loc *lf = &wf.locs[0], *lt = &wt.locs[0];
 	int r;
 
-	r = locate(st, from, lf, &nf, e);
+	r = where_locate(st, from, &wf, e);
 	if (r >= 0)
-		r = locate(st, to, lt, &nt, e);
+		r = where_locate(st, to, &wt, e);
 	if (r < 0)
-		goto out;
+		return r;
 	/* The first location of each, as aziot. */
-	if (!lf[0].p11 && !lt[0].p11)
-		r = rename_file(from, lf[0].path, lt[0].path, e);
-	else if (lf[0].p11 && lt[0].p11)
-		r = keyd_p11_rename_pair(st->p11, &lf[0].uri, &lt[0].uri, e);
+	if (!lf->p11 && !lt->p11)
+		r = rename_file(from, lf->path, lt->path, e);
+	else if (lf->p11 && lt->p11)
+		r = keyd_p11_rename_pair(st->p11, &lf->uri, &lt->uri, e);
 	else
 		r = invalid(e, -EINVAL,
 			    "a key pair cannot be moved between a file and a PKCS#11 "
 			    "token");
 	if (r >= 0)
 		log_info("moved key pair \"%s\" to \"%s\"", from, to);
-out:
-	locs_clear(lf, nf);
-	locs_clear(lt, nt);
 	return r;
 }
 
 /* Delete id at every location. */
 static int delete_everywhere(struct keyd_store *st, const char *id, bool pair, struct err *e)
 {
-	struct loc locs[2] = {0};
-	size_t n = 0;
+	_cleanup_where_ struct where w = {0};
 	int r;
 
-	r = locate(st, id, locs, &n, e);
-	for (size_t i = 0; r >= 0 && i < n; i++) {
-		if (locs[i].p11)
-			r = keyd_p11_delete(st->p11, &locs[i].uri, pair, e);
-		else if (unlink(locs[i].path) < 0 && errno != ENOENT)
-			r = err_set(e, -errno, "%s: cannot delete: %s", locs[i].path,
-				    strerror(errno));
+	r = where_locate(st, id, &w, e);
+	for (size_t i = 0; r >= 0 && i < w.n; i++) {
+		const struct loc *l = &w.locs[i];
+
+		if (l->p11)
+			r = keyd_p11_delete(st->p11, &l->uri, pair, e);
+		else if (unlink(l->path) < 0 && errno != ENOENT)
+			r = err_set(e, -errno, "%s: cannot delete: %s", l->path, strerror(errno));
 	}
-	locs_clear(locs, n);
 	if (r >= 0)
 		log_info("deleted %s \"%s\"", pair ? "key pair" : "key", id);
 	return r;
@@ -805,17 +829,11 @@ int keyd_store_key_pair_parameter(struct keyd_store *st, const char *id, const c
 				  char **ret, struct err *e)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
-	struct loc locs[2] = {0}, *at = NULL;
-	size_t n = 0;
+	_cleanup_where_ struct where w = {0};
 	int r;
 
-	r = locate(st, id, locs, &n, e);
-	if (r >= 0)
-		r = find_pair(id, locs, n, false, &pkey, &at, st, e);
-	if (r >= 0)
-		r = pair_parameter(pkey, id, name, ret, e);
-	locs_clear(locs, n);
-	return r;
+	r = where_pair(st, id, &w, &pkey, e);
+	return r < 0 ? r : pair_parameter(pkey, id, name, ret, e);
 }
 
 static int pkey_sign(EVP_PKEY *pkey, int rsa_padding, const void *in, size_t len, struct buf *out,
@@ -846,61 +864,50 @@ int keyd_store_sign_ecdsa(struct keyd_store *st, const char *id, const void *dig
 			  struct buf *out, struct err *e)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
-	struct loc locs[2] = {0}, *at = NULL;
-	size_t n = 0;
+	_cleanup_where_ struct where w = {0};
 	int r;
 
-	r = locate(st, id, locs, &n, e);
-	if (r >= 0)
-		r = find_pair(id, locs, n, false, &pkey, &at, st, e);
+	r = where_pair(st, id, &w, &pkey, e);
 	if (r < 0)
-		goto out;
+		return r;
 	if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC)
-		r = invalid(e, -EINVAL, "ECDSA needs an EC key pair; \"%s\" is not one", id);
-	else if (len == 0)
-		r = invalid(e, -EINVAL, "the digest is empty");
-	else if (at->p11)
-		r = keyd_p11_sign(st->p11, &at->uri, KEYD_P11_ECDSA, digest, len, out, e);
-	else
-		r = pkey_sign(pkey, 0, digest, len, out, e);
-out:
-	locs_clear(locs, n);
-	return r;
+		return invalid(e, -EINVAL, "ECDSA needs an EC key pair; \"%s\" is not one", id);
+	if (len == 0)
+		return invalid(e, -EINVAL, "the digest is empty");
+	if (w.at->p11)
+		return keyd_p11_sign(st->p11, &w.at->uri, KEYD_P11_ECDSA, digest, len, out, e);
+	return pkey_sign(pkey, 0, digest, len, out, e);
 }
 
 int keyd_store_rsa_private(struct keyd_store *st, const char *id, bool pkcs1, const void *in,
 			   size_t len, struct buf *out, struct err *e)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
-	struct loc locs[2] = {0}, *at = NULL;
-	size_t n = 0, k;
+	_cleanup_where_ struct where w = {0};
+	size_t k;
 	int r;
 
-	r = locate(st, id, locs, &n, e);
-	if (r >= 0)
-		r = find_pair(id, locs, n, false, &pkey, &at, st, e);
+	r = where_pair(st, id, &w, &pkey, e);
 	if (r < 0)
-		goto out;
+		return r;
 	k = (size_t)EVP_PKEY_get_size(pkey);
 	if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA)
-		r = invalid(e, -EINVAL, "%s needs an RSA key pair; \"%s\" is not one",
-			    pkcs1 ? "RSA-PKCS1" : "RSA-NO-PADDING", id);
-	else if (pkcs1 && len + 11 > k)
-		r = invalid(e, -EINVAL,
-			    "RSA-PKCS1 input is %zu bytes; this %zu-bit key takes at most %zu", len,
-			    k * 8, k - 11);
-	else if (!pkcs1 && len != k)
-		r = invalid(e, -EINVAL,
-			    "RSA-NO-PADDING input is %zu bytes; this %zu-bit key takes exactly %zu",
-			    len, k * 8, k);
-	else if (at->p11)
-		r = keyd_p11_sign(st->p11, &at->uri, pkcs1 ? KEYD_P11_RSA_PKCS : KEYD_P11_RSA_X509,
-				  in, len, out, e);
-	else
-		r = pkey_sign(pkey, pkcs1 ? RSA_PKCS1_PADDING : RSA_NO_PADDING, in, len, out, e);
-out:
-	locs_clear(locs, n);
-	return r;
+		return invalid(e, -EINVAL, "%s needs an RSA key pair; \"%s\" is not one",
+			       pkcs1 ? "RSA-PKCS1" : "RSA-NO-PADDING", id);
+	if (pkcs1 && len + 11 > k)
+		return invalid(e, -EINVAL,
+			       "RSA-PKCS1 input is %zu bytes; this %zu-bit key takes at most %zu",
+			       len, k * 8, k - 11);
+	if (!pkcs1 && len != k)
+		return invalid(
+		    e, -EINVAL,
+		    "RSA-NO-PADDING input is %zu bytes; this %zu-bit key takes exactly %zu", len,
+		    k * 8, k);
+	if (w.at->p11)
+		return keyd_p11_sign(st->p11, &w.at->uri,
+				     pkcs1 ? KEYD_P11_RSA_PKCS : KEYD_P11_RSA_X509, in, len, out,
+				     e);
+	return pkey_sign(pkey, pkcs1 ? RSA_PKCS1_PADDING : RSA_NO_PADDING, in, len, out, e);
 }
 
 /* --- symmetric keys ------------------------------------------------------ */
@@ -941,55 +948,43 @@ static int create_key(struct keyd_store *st, const char *id, const void *bytes, 
 int keyd_store_create_key(struct keyd_store *st, const char *id, bool aes, struct err *e)
 {
 	_cleanup_buf_ struct buf key = {0};
-	struct loc locs[2] = {0}, *at = NULL;
-	size_t n = 0;
+	_cleanup_where_ struct where w = {0};
 	int r;
 
-	r = locate(st, id, locs, &n, e);
+	r = where_locate(st, id, &w, e);
 	if (r >= 0)
-		r = find_key(id, locs, n, true, &key, &at, st, e);
+		r = find_key(id, w.locs, w.n, true, &key, &w.at, st, e);
 	if (r == -ENOENT) {
 		err_clear(e);
-		r = create_key(st, id, NULL, 0, aes, locs, n, e);
+		r = create_key(st, id, NULL, 0, aes, w.locs, w.n, e);
 	}
-	locs_clear(locs, n);
 	return r;
 }
 
 int keyd_store_import_key(struct keyd_store *st, const char *id, const void *bytes, size_t len,
 			  bool aes, struct err *e)
 {
-	struct loc locs[2] = {0};
-	size_t n = 0;
+	_cleanup_where_ struct where w = {0};
 	int r;
 
 	if (len == 0)
 		return err_set(e, -EINVAL,
 			       "parameter \"keyBytes\" has an invalid value\ncaused by: the key is "
 			       "empty");
-	r = locate(st, id, locs, &n, e);
+	r = where_locate(st, id, &w, e);
 	/* An import replaces the key, wherever it was. */
-	for (size_t i = 0; r >= 0 && i < n; i++)
-		if (locs[i].p11)
-			r = keyd_p11_delete(st->p11, &locs[i].uri, false, e);
-	if (r >= 0)
-		r = create_key(st, id, bytes, len, aes, locs, n, e);
-	locs_clear(locs, n);
-	return r;
+	for (size_t i = 0; r >= 0 && i < w.n; i++)
+		if (w.locs[i].p11)
+			r = keyd_p11_delete(st->p11, &w.locs[i].uri, false, e);
+	return r < 0 ? r : create_key(st, id, bytes, len, aes, w.locs, w.n, e);
 }
 
 int keyd_store_load_key(struct keyd_store *st, const char *id, struct err *e)
 {
 	_cleanup_buf_ struct buf key = {0};
-	struct loc locs[2] = {0}, *at = NULL;
-	size_t n = 0;
-	int r;
+	_cleanup_where_ struct where w = {0};
 
-	r = locate(st, id, locs, &n, e);
-	if (r >= 0)
-		r = find_key(id, locs, n, false, &key, &at, st, e);
-	locs_clear(locs, n);
-	return r;
+	return where_key(st, id, &w, &key, e);
 }
 
 int keyd_store_delete_key(struct keyd_store *st, const char *id, struct err *e)
@@ -1001,25 +996,24 @@ int keyd_store_hmac(struct keyd_store *st, const char *id, const void *data, siz
 		    uint8_t ret[32], struct err *e)
 {
 	_cleanup_buf_ struct buf key = {0}, mac = {0};
-	struct loc locs[2] = {0}, *at = NULL;
-	size_t n = 0;
+	_cleanup_where_ struct where w = {0};
 	int r;
 
-	r = locate(st, id, locs, &n, e);
-	if (r >= 0)
-		r = find_key(id, locs, n, false, &key, &at, st, e);
-	if (r >= 0 && at->p11) {
-		buf_init_secret(&mac, 64);
-		r = keyd_p11_sign(st->p11, &at->uri, KEYD_P11_HMAC_SHA256, data, len, &mac, e);
-		if (r >= 0 && mac.len != 32)
-			r = err_set(e, -EIO, "the token's HMAC-SHA256 is %zu bytes", mac.len);
-		if (r >= 0)
-			memcpy(ret, mac.data, 32);
-	} else if (r >= 0 && hash_hmac_sha256(key.data, key.len, data, len, ret) < 0) {
-		r = err_set(e, -EIO, "HMAC-SHA256 failed");
-	}
-	locs_clear(locs, n);
-	return r;
+	r = where_key(st, id, &w, &key, e);
+	if (r < 0)
+		return r;
+	if (!w.at->p11)
+		return hash_hmac_sha256(key.data, key.len, data, len, ret) < 0
+			   ? err_set(e, -EIO, "HMAC-SHA256 failed")
+			   : 0;
+	buf_init_secret(&mac, 64);
+	r = keyd_p11_sign(st->p11, &w.at->uri, KEYD_P11_HMAC_SHA256, data, len, &mac, e);
+	if (r < 0)
+		return r;
+	if (mac.len != 32)
+		return err_set(e, -EIO, "the token's HMAC-SHA256 is %zu bytes", mac.len);
+	memcpy(ret, mac.data, 32);
+	return 0;
 }
 
 int keyd_aead(const uint8_t *key, size_t key_len, bool encrypt, const void *iv, size_t iv_len,
@@ -1121,19 +1115,15 @@ int keyd_store_aead(struct keyd_store *st, const char *id, bool encrypt, const v
 		    struct buf *out, struct err *e)
 {
 	_cleanup_buf_ struct buf key = {0};
-	struct loc locs[2] = {0}, *at = NULL;
-	size_t n = 0;
+	_cleanup_where_ struct where w = {0};
 	int r;
 
-	r = locate(st, id, locs, &n, e);
-	if (r >= 0)
-		r = find_key(id, locs, n, false, &key, &at, st, e);
-	if (r >= 0 && at->p11)
-		r = keyd_p11_aead(st->p11, &at->uri, encrypt, iv, iv_len, aad, aad_len, in, len,
-				  out, e);
-	else if (r >= 0)
-		r = keyd_aead((const uint8_t *)key.data, key.len, encrypt, iv, iv_len, aad, aad_len,
-			      in, len, out, e);
-	locs_clear(locs, n);
-	return r;
+	r = where_key(st, id, &w, &key, e);
+	if (r < 0)
+		return r;
+	if (w.at->p11)
+		return keyd_p11_aead(st->p11, &w.at->uri, encrypt, iv, iv_len, aad, aad_len, in,
+				     len, out, e);
+	return keyd_aead((const uint8_t *)key.data, key.len, encrypt, iv, iv_len, aad, aad_len, in,
+			 len, out, e);
 }

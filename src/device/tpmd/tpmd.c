@@ -8,6 +8,9 @@
  *   GET  /get_tpm_keys        {"endorsement_key": b64, "storage_root_key": b64}
  *   POST /import_auth_key     {"key": b64}  -> {}
  *   POST /sign_with_auth_key  {"data": b64} -> {"digest": b64}
+ *   GET  /tpm/status          {"tpm": "available"|"unavailable", "tcti",
+ *                             "error"} (edgeid's; what `edgeid system
+ *                             status` shows)
  *
  * Each handler checks, in this order: the caller's uid (403 "user N is not
  * authorized to use the TPM service", before anything else, so a refused
@@ -25,6 +28,7 @@
 #include "common/encode.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "crypto/tpm_blob.h"
 #include "device/tpmd/tpmd.h"
 
 struct tpmd {
@@ -272,6 +276,7 @@ static int post_import_auth_key(struct daemon_request *req, void *state)
 	struct tpmd *t = state;
 	_cleanup_buf_ struct buf blob = {0}, ek = {0}, srk = {0};
 	_cleanup_json_ json_t *o = NULL;
+	struct tpm_blob parts;
 	struct err e = {0};
 	json_t *body;
 	struct tpm *tpm;
@@ -283,6 +288,14 @@ static int post_import_auth_key(struct daemon_request *req, void *state)
 	body = object_body(req);
 	if (!body || field_bytes(req, body, "key", TPMD_KEY_BLOB_MAX, &blob))
 		return 0;
+	/* The blob's shape is the request's: checked before the TPM is asked
+	 * for, and told in the parser's own words ("authentication key blob:
+	 * item 1 (credentialBlob): truncated"). */
+	r = tpm_blob_parse(blob.data, blob.len, &parts, &e);
+	if (r == -EBADMSG || r == -EOPNOTSUPP)
+		return daemon_respond_error(req, 400, "%s", err_msg(&e, r));
+	if (r < 0)
+		return r;
 	tpm = tpm_or_503(t, req);
 	if (!tpm)
 		return 0;
@@ -340,6 +353,24 @@ static int post_sign_with_auth_key(struct daemon_request *req, void *state)
 	return o ? daemon_respond_json(req, 200, o) : -ENOMEM;
 }
 
+/* Whether the TPM can be used now, and why not. Like a request, it tries
+ * to reach an unavailable TPM again when the last attempt is a second
+ * old, so the answer is current. */
+static int get_tpm_status(struct daemon_request *req, void *state)
+{
+	struct tpmd *t = state;
+	_cleanup_json_ json_t *o = NULL;
+	struct err e = {0};
+	bool available;
+
+	if (!allowed(t, req))
+		return 0;
+	available = tpmd_conn_get(t->conn, &e) != NULL;
+	o = json_pack("{s:s, s:s, s:s?}", "tpm", available ? "available" : "unavailable", "tcti",
+		      t->s.tcti, "error", available ? NULL : err_msg(&e, -EIO));
+	return o ? daemon_respond_json(req, 200, o) : -ENOMEM;
+}
+
 /* --- the daemon ---------------------------------------------------------- */
 
 static const char *const tpmd_api_versions[] = {TPMD_API_VERSION, NULL};
@@ -348,6 +379,7 @@ static const struct daemon_route tpmd_routes[] = {
     {.pattern = "/get_tpm_keys", .get = get_tpm_keys},
     {.pattern = "/import_auth_key", .post = post_import_auth_key},
     {.pattern = "/sign_with_auth_key", .post = post_sign_with_auth_key},
+    {.pattern = "/tpm/status", .get = get_tpm_status, .quiet = true},
 };
 
 const struct daemon_spec tpmd_spec = {

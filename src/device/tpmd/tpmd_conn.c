@@ -96,7 +96,16 @@ static int attempt(struct tpmd_conn *c)
 	buf_init(&srk, 4096);
 	r = tpm_open(c->tcti, &auth, &t, &e);
 	if (r >= 0) {
-		r = tpm_ensure_ek(t, &ek, &e);
+		uint32_t flushed = 0;
+
+		/* A tpmd killed mid-import left its objects loaded (tpm.md). */
+		r = tpm_flush_leftovers(t, &flushed, &e);
+		if (r >= 0 && flushed > 0)
+			log_notice("flushed %u objects and sessions that a TPM client which did "
+				   "not end cleanly left loaded",
+				   (unsigned)flushed);
+		if (r >= 0)
+			r = tpm_ensure_ek(t, &ek, &e);
 		if (r >= 0)
 			r = tpm_ensure_srk(t, &srk, &e);
 		if (r < 0) {
