@@ -35,5 +35,7 @@ int cli_tpm_main(int argc, char **argv);
 int cli_system_main(int argc, char **argv);
 /* edgeid identity show|list ... */
 int cli_identity_main(int argc, char **argv);
+/* edgeid check [OPTIONS] (argv[0] is "check"): exit 1 when a check failed */
+int cli_check_main(int argc, char **argv);
 
 #endif

@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/cli_probe.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/fs.h"
@@ -44,7 +45,6 @@
 #define REPROVISION_API_VERSION "2021-12-01"
 /* Registering with DPS, polling included, fits in this. */
 #define REPROVISION_TIMEOUT_MS 120000
-#define PROBE_TIMEOUT_MS 3000
 /* How long to wait for the supervisor: a stop takes at most its SIGKILL
  * delay, a start at most its start timeout. */
 #define CONTROL_STOP_TIMEOUT_MS 30000
@@ -68,7 +68,9 @@ static const struct cli_verb verbs[] = {
     [VERB_STATUS] = {"status", "edgeid system status [-o text|json] [--root DIR] [--run-dir DIR]",
 		     "Show whether each daemon runs and answers on its socket: Running, Ready\n"
 		     "(idle; systemd starts it on its first request), Starting, Stopping, or\n"
-		     "Down with the reason. Exits 1 when a daemon is down.\n"
+		     "Down with the reason. For identityd, whether the device is provisioned,\n"
+		     "or why not and when it tries again; for tpmd, whether it can use the\n"
+		     "TPM. Exits 1 when a daemon is down.\n"
 		     "\n"
 		     "Options:\n"
 		     "  -o, --output FORMAT  text (default) or json\n"
@@ -349,11 +351,7 @@ static char *under_root(const struct ctx *x, const char *path)
 
 static char *socket_path(const struct ctx *x, size_t idx)
 {
-	_cleanup_free_ char *p = NULL;
-
-	if (asprintf(&p, "%s/%s.sock", SUPERVISE_SOCKET_DIR, svc_name(idx)) < 0)
-		return NULL;
-	return under_root(x, p);
+	return cli_probe_socket_path(x->root, svc_name(idx));
 }
 
 /* A supervisor runs when it holds the lock on its lock file. F_OFD_GETLK
@@ -373,91 +371,6 @@ static bool supervisor_running(const struct ctx *x)
 	if (fcntl(fd, F_OFD_GETLK, &lk) < 0)
 		return false;
 	return lk.l_type != F_UNLCK;
-}
-
-/* Run argv (searched in PATH). With out/errs, its standard output/error
- * is collected there (else inherited; stdin is /dev/null). Returns its
- * exit status (128 + N after signal N), or a negative errno when it could
- * not run. */
-static int run(char *const argv[], struct buf *out, struct buf *errs)
-{
-	extern char **environ;
-	posix_spawn_file_actions_t fa;
-	int po[2] = {-1, -1}, pe[2] = {-1, -1};
-	pid_t pid;
-	int r, status;
-
-	if ((out && pipe2(po, O_CLOEXEC) < 0) || (errs && pipe2(pe, O_CLOEXEC) < 0)) {
-		r = -errno;
-		goto fail_pipes;
-	}
-	fflush(stdout);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	if (out)
-		posix_spawn_file_actions_adddup2(&fa, po[1], STDOUT_FILENO);
-	if (errs)
-		posix_spawn_file_actions_adddup2(&fa, pe[1], STDERR_FILENO);
-	r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (po[1] >= 0)
-		close(po[1]);
-	if (pe[1] >= 0)
-		close(pe[1]);
-	po[1] = pe[1] = -1;
-	if (r != 0) {
-		r = -r;
-		goto fail_pipes;
-	}
-	for (;;) {
-		struct pollfd pfd[2];
-		nfds_t n = 0;
-		char tmp[4096];
-
-		if (po[0] >= 0)
-			pfd[n++] = (struct pollfd){.fd = po[0], .events = POLLIN};
-		if (pe[0] >= 0)
-			pfd[n++] = (struct pollfd){.fd = pe[0], .events = POLLIN};
-		if (n == 0)
-			break;
-		if (poll(pfd, n, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (nfds_t i = 0; i < n; i++) {
-			int *fd = pfd[i].fd == po[0] ? &po[0] : &pe[0];
-			struct buf *dst = fd == &po[0] ? out : errs;
-			ssize_t got;
-
-			if (!pfd[i].revents)
-				continue;
-			got = read(*fd, tmp, sizeof(tmp));
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got <= 0) {
-				close(*fd);
-				*fd = -1;
-				continue;
-			}
-			/* Past the limit the rest is dropped: it is only shown. */
-			if (buf_append(dst, tmp, (size_t)got) < 0)
-				continue;
-		}
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-
-fail_pipes:
-	for (int i = 0; i < 2; i++) {
-		if (po[i] >= 0)
-			close(po[i]);
-		if (pe[i] >= 0)
-			close(pe[i]);
-	}
-	return r;
 }
 
 /* `systemctl show` of the units, as one key=value table per unit. */
@@ -499,7 +412,7 @@ static int systemd_show(const char *unit, struct unit_props *ret)
 	*ret = (struct unit_props){0};
 	snprintf(arg_unit, sizeof(arg_unit), "%s", unit);
 	buf_init(&out, 64 * 1024);
-	r = run(argv, &out, NULL);
+	r = cli_probe_run(argv, &out, NULL);
 	if (r != 0)
 		return r < 0 ? r : -EIO;
 	for (p = buf_str(&out); *p;) {
@@ -660,26 +573,33 @@ static const char *const word_colour[] = {"\033[32m", "\033[32m", "\033[33m", "\
 struct svc_status {
 	size_t idx;
 	enum state_word word;
-	char detail[2048]; /* "(...)" after Running, or the reason after "Down - " */
-	bool bad;          /* down, and not because it was asked to stop */
-	json_t *info;      /* extra JSON fields */
+	char detail[2048];  /* "(...)" after Running, or the reason after "Down - " */
+	char summary[2048]; /* what a running daemon says of itself, after ", " */
+	bool bad;           /* down, and not because it was asked to stop */
+	bool warn;          /* running, but not doing its job yet (yellow) */
+	json_t *info;       /* extra JSON fields */
 };
 
-/* Does the socket answer an HTTP request? Any answer counts (the daemons
- * answer 400 to a request without api-version). */
-static int probe(const char *sock, struct err *e)
+/* The request that asks a daemon how it is: a status call it answers
+ * without logging above debug. The others get "GET /" without
+ * api-version, which they answer 400 and log at debug too. */
+static const char *status_target(size_t idx)
 {
-	struct http_client_request req = {
-	    .method = "GET",
-	    .url = "http://localhost/",
-	    .unix_socket_path = sock,
-	    .timeout_ms = PROBE_TIMEOUT_MS,
-	    .connect_timeout_ms = PROBE_TIMEOUT_MS,
-	    .max_response_bytes = 64 * 1024,
-	};
-	_cleanup_http_client_response_ struct http_client_response resp = {0};
+	const char *name = svc_name(idx);
 
-	return http_client_perform(NULL, &req, &resp, e);
+	if (streq(name, "identityd"))
+		return "/identities/provisioning/status?api-version=" REPROVISION_API_VERSION;
+	if (streq(name, "tpmd"))
+		return "/tpm/status?api-version=2020-09-01";
+	return "/";
+}
+
+/* Does the socket answer an HTTP request? Any answer counts. A 200 JSON
+ * object answering status_target() is put in *ret (NULL otherwise; the
+ * caller decrefs). */
+static int probe(const char *sock, size_t idx, json_t **ret, struct err *e)
+{
+	return cli_probe_socket(sock, status_target(idx), ret, e);
 }
 
 static void plural(char *buf, size_t n, long count, const char *what)
@@ -707,12 +627,90 @@ static void exit_text(const json_t *st, char *buf, size_t n)
 	snprintf(buf, n, "%s%s%s", ex ? ex : "", ex && er ? ": " : "", er ? er : "");
 }
 
+/* An error chain ("X\ncaused by: Y", aziot's) on one line: "X; caused by:
+ * Y". Cut to the buffer's size. */
+static void one_line(char *text, size_t n)
+{
+	char out[2048];
+	size_t o = 0;
+
+	for (const char *p = text; *p && o + 3 < sizeof(out); p++) {
+		if (*p == '\n') {
+			out[o++] = ';';
+			out[o++] = ' ';
+		} else {
+			out[o++] = *p;
+		}
+	}
+	out[o] = '\0';
+	snprintf(text, n, "%s", out);
+}
+
+/* identityd's provisioning status in a few words: "provisioned to hub H
+ * as device D", or "not provisioned: <why>; retrying in 12 s (3 failed
+ * attempts)". */
+static void provisioning_summary(const json_t *st, struct svc_status *s)
+{
+	const char *state = strempty(jstr(st, "state")), *why = jstr(st, "last_error");
+	const json_t *dev = json_object_get(st, "device");
+	const json_t *next = json_object_get(st, "next_attempt_in_sec");
+	json_int_t failures = jint(st, "failures");
+	char tail[256], attempts[64];
+
+	if (streq(state, "provisioned") && json_is_object(dev)) {
+		if (!json_is_true(json_object_get(dev, "hub_verified")) && why)
+			snprintf(s->summary, sizeof(s->summary),
+				 "provisioned to hub %s as device %s, not verified: %s",
+				 strempty(jstr(dev, "hub_name")), strempty(jstr(dev, "device_id")),
+				 why);
+		else
+			snprintf(s->summary, sizeof(s->summary),
+				 "provisioned to hub %s as device %s",
+				 strempty(jstr(dev, "hub_name")), strempty(jstr(dev, "device_id")));
+		return;
+	}
+	/* provisioning.source "none": nothing to do, nothing to say. */
+	if (streq(state, "unprovisioned"))
+		return;
+	s->warn = true;
+	if (!why || failures <= 0) {
+		snprintf(s->summary, sizeof(s->summary), "provisioning");
+		return;
+	}
+	plural(attempts, sizeof(attempts), (long)failures, "failed attempt");
+	if (json_is_true(json_object_get(st, "busy")))
+		snprintf(tail, sizeof(tail), "trying again now (%s)", attempts);
+	else if (!json_is_true(json_object_get(st, "retrying")))
+		snprintf(tail, sizeof(tail),
+			 "not retrying until the settings change or 'edgeid system reprovision'");
+	else if (json_is_integer(next))
+		snprintf(tail, sizeof(tail), "retrying in %lld s (%s)",
+			 (long long)json_integer_value(next), attempts);
+	else
+		snprintf(tail, sizeof(tail), "retrying soon (%s)", attempts);
+	snprintf(s->summary, sizeof(s->summary), "not provisioned: %s; %s", why, tail);
+}
+
+/* tpmd's TPM: nothing when it can be used, else "TPM unavailable:
+ * <why>". */
+static void tpm_summary(const json_t *st, struct svc_status *s)
+{
+	const char *why = jstr(st, "error");
+
+	if (streq(strempty(jstr(st, "tpm")), "available"))
+		return;
+	s->warn = true;
+	snprintf(s->summary, sizeof(s->summary), "TPM unavailable: %s; tpmd keeps trying",
+		 why ? why : "no reason given");
+}
+
 /* Running, and whether it answers: a Running that does not answer is
  * reported Down, unless we may not connect to it (not root). */
 static void check_answer(struct svc_status *s, const char *sock, const char *running_detail)
 {
+	_cleanup_json_ json_t *own = NULL;
 	struct err e = {0};
-	int r = probe(sock, &e);
+	int r = probe(sock, s->idx, &own, &e);
 
 	json_object_set_new(s->info, "answering",
 			    r == 0         ? json_true()
@@ -721,6 +719,18 @@ static void check_answer(struct svc_status *s, const char *sock, const char *run
 	if (r == 0 || r == -EACCES) {
 		s->word = W_RUNNING;
 		snprintf(s->detail, sizeof(s->detail), "%s", running_detail);
+		if (!own)
+			return;
+		if (streq(svc_name(s->idx), "identityd")) {
+			provisioning_summary(own, s);
+			json_object_set(s->info, "provisioning", own);
+		} else if (streq(svc_name(s->idx), "tpmd")) {
+			tpm_summary(own, s);
+			json_object_set(s->info, "tpm", own);
+		}
+		one_line(s->summary, sizeof(s->summary));
+		json_object_set_new(s->info, "summary",
+				    s->summary[0] ? json_string(s->summary) : json_null());
 		return;
 	}
 	s->word = W_DOWN;
@@ -891,7 +901,7 @@ static void print_bad_state(const struct ctx *x, const struct svc_status *s)
 
 		unit_name(s->idx, "service", unit, sizeof(unit));
 		unit_name(s->idx, "socket", sock_unit, sizeof(sock_unit));
-		if (run(argv, NULL, NULL) < 0)
+		if (cli_probe_run(argv, NULL, NULL) < 0)
 			printf("(journalctl could not be run)\n");
 		return;
 	}
@@ -1007,10 +1017,15 @@ static int do_status(const struct ctx *x, const struct opts *o)
 		const struct svc_status *s = &st[i];
 
 		snprintf(name, sizeof(name), "edgeid-%s", svc_name(s->idx));
-		printf("    %-24s%s%s", name, colour ? word_colour[s->word] : "",
+		printf("    %-24s%s%s", name,
+		       !colour   ? ""
+		       : s->warn ? word_colour[W_STARTING]
+				 : word_colour[s->word],
 		       word_text[s->word]);
 		if (s->detail[0])
 			printf(s->word == W_DOWN ? " - %s" : " %s", s->detail);
+		if (s->summary[0])
+			printf(", %s", s->summary);
 		printf("%s\n", colour ? "\033[0m" : "");
 	}
 	for (size_t i = 0; i < n; i++)
@@ -1515,7 +1530,7 @@ static bool systemctl(enum verb v, const char *action, const char *unit)
 	int r;
 
 	buf_init(&errs, 64 * 1024);
-	r = run(argv, NULL, &errs);
+	r = cli_probe_run(argv, NULL, &errs);
 	if (r == 0)
 		return true;
 	printf("Failed!\n");
@@ -1569,31 +1584,10 @@ static int stop_start_systemd(const struct ctx *x, enum verb v, const bool *sel)
 	return ok ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
-/* edgeidd next to this program, else in PATH. */
-static char *edgeidd_path(void)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash, *p = NULL;
-
-	if (n > 0) {
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			p = fs_path_join(self, "edgeidd");
-			if (p && access(p, X_OK) == 0)
-				return p;
-			free(p);
-		}
-	}
-	return strdup("edgeidd");
-}
-
 /* Without a supervisor, `restart` starts one. */
 static int start_supervisor(const struct ctx *x, const struct opts *o)
 {
-	_cleanup_free_ char *prog = edgeidd_path();
+	_cleanup_free_ char *prog = cli_probe_sibling("edgeidd");
 	char only[256] = "";
 	char *argv[12];
 	size_t k = 0, used = 0;
@@ -1622,7 +1616,7 @@ static int start_supervisor(const struct ctx *x, const struct opts *o)
 	argv[k] = NULL;
 	printf("Starting edgeidd supervise...");
 	fflush(stdout);
-	r = run(argv, NULL, NULL);
+	r = cli_probe_run(argv, NULL, NULL);
 	if (r == 0) {
 		printf("Started!\n");
 		return CLI_EXIT_OK;

@@ -22,6 +22,7 @@ static const struct {
     {"config", cli_config_main, "validate, apply and show config.toml"},
     {"system", cli_system_main, "status, logs, restart and reprovisioning of the daemons"},
     {"identity", cli_identity_main, "the device's identities"},
+    {"check", cli_check_main, "check the configuration, daemons, provisioning and connectivity"},
     {"tpm", cli_tpm_main, "the TPM's registration id and endorsement key"},
     {"version", cli_version_main, "print the version"},
     {"help", cli_help_main, "show this help"},

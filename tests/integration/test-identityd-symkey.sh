@@ -7,8 +7,8 @@
 # identity to the hub, and answers the Identity Service API to its
 # principals only. Then: a restart uses device_info without DPS; a device
 # the hub no longer knows registers again; the reprovision call; a
-# disabled enrollment and an unknown ID scope give one sentence and are
-# not retried; AlwaysOnStartup; `edgeid identity show`.
+# disabled enrollment (retried slowly) and an unknown ID scope (not
+# retried) give one sentence; AlwaysOnStartup; `edgeid identity show`.
 set -uo pipefail
 . "$EDGEID_SOURCE_ROOT/tests/lib/tap.sh"
 . "$EDGEID_SOURCE_ROOT/tests/integration/test-identityd-lib.sh"
@@ -217,7 +217,7 @@ is "$status $body" "204 " "POST /identities/device/reprovision: 204 once registe
 ok $? "... after a new DPS registration"
 is "$(idt_status | jq -r .device.from)" dps "the identity comes from DPS"
 
-# ---- a disabled enrollment: one sentence, not retried ------------------------------------
+# ---- a disabled enrollment: one sentence, retried slowly ----------------------------------
 
 cloud_env_cli enrollment disable dev1 >/dev/null
 idt_api POST "/identities/device/reprovision?$V" '{"type":"aziot"}'
@@ -225,8 +225,8 @@ disabled="DPS refused registration 'dev1' in ID scope '$CLOUD_DPS_ID_SCOPE': the
 is "$status $body" "404 $(jq -cn --arg m "DPS client error
 caused by: $disabled" '{message: $m}')" "reprovisioning a disabled enrollment: 404 with the reason"
 s=$(idt_status)
-is "$(jq -c '[.state, .retrying, .last_error]' <<<"$s")" "[\"failed\",false,\"$disabled\"]" \
-	"the status: failed, not trying again"
+is "$(jq -c '[.state, .retrying, .last_error]' <<<"$s")" "[\"failed\",true,\"$disabled\"]" \
+	"the status: failed, retried slowly (a disabled enrollment may be enabled again)"
 is "$(grep -c "error: $disabled" "$IDT_LOGS/identityd.log")" 1 "the log has the sentence once"
 [ ! -e "$home/device_info" ]
 ok $? "reprovisioning removed device_info"

@@ -102,12 +102,13 @@ run_cli system status --root "$root"
 is "$rc:$out" "1:System services:
     edgeid-identityd        Down - not running (edgeidd supervise is not running)
     edgeid-keyd             Down - not running (edgeidd supervise is not running)
+    edgeid-certd            Down - not running (edgeidd supervise is not running)
     edgeid-tpmd             Down - not running (edgeidd supervise is not running)
 
 Use 'edgeid system logs' to check for non-fatal errors." "status with nothing running: every daemon Down, exit 1"
 run_cli system status --root "$root" -o json
 is "$rc:$(jq -c '[.manager, (.services[] | [.name, .status, .detail])]' <<<"$out")" \
-	'1:["supervise",["edgeid-identityd","down","not running (edgeidd supervise is not running)"],["edgeid-keyd","down","not running (edgeidd supervise is not running)"],["edgeid-tpmd","down","not running (edgeidd supervise is not running)"]]' \
+	'1:["supervise",["edgeid-identityd","down","not running (edgeidd supervise is not running)"],["edgeid-keyd","down","not running (edgeidd supervise is not running)"],["edgeid-certd","down","not running (edgeidd supervise is not running)"],["edgeid-tpmd","down","not running (edgeidd supervise is not running)"]]' \
 	"status -o json with nothing running"
 run_cli system logs --root "$root"
 is "$rc:$out" "0:-- No entries --" "logs with no log files"

@@ -322,7 +322,7 @@ static void test_register_errors(void **state)
 				   "{\"operationId\":\"4.op1\",\"status\":\"disabled\","
 				   "\"registrationState\":{\"registrationId\":\"reg1\",\"status\":"
 				   "\"disabled\"}}"}),
-	    -EPERM, IDENTITYD_FAULT_PERMANENT,
+	    -EPERM, IDENTITYD_FAULT_REFUSED,
 	    "DPS refused registration 'reg1' in ID scope '0ne00000A0A': the enrollment "
 	    "is disabled; enable it, then reprovision the device");
 	expect_failure(

@@ -22,7 +22,10 @@
  *   - requests, as aziot's http-common does: api-version is required and
  *     must be one the daemon knows, routes match exact paths with
  *     "{name}" segments, bodies of POST/DELETE/PUT are parsed as JSON,
- *     errors are {"message": "..."};
+ *     errors are {"message": "..."}; each request and its answer are
+ *     logged at info, except GETs of quiet routes and "GET /" without
+ *     api-version (the liveness probe of `edgeid system status`, answered
+ *     400 like any request without api-version), logged at debug;
  *   - signals: SIGTERM and SIGINT stop the loop cleanly, SIGHUP re-reads
  *     the configuration (principals, then the daemon's own reload);
  *   - readiness: sd_notify("READY=1") once the socket is served.
@@ -70,6 +73,10 @@ struct daemon_route {
 	daemon_handler_fn post;
 	daemon_handler_fn put;
 	daemon_handler_fn del;
+	/* A status read that tools poll (`edgeid system status`): its GETs
+	 * and their answers are logged at debug, not info, so that polling
+	 * leaves the log alone. */
+	bool quiet;
 };
 
 struct daemon_spec {

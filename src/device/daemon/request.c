@@ -31,6 +31,8 @@ struct daemon_request {
 	char *values[MAX_PARAMS];
 	size_t n_params;
 	bool answered;
+	/* A poll (a quiet route, the liveness probe): logged at debug. */
+	enum log_level level;
 };
 
 const char *daemon_request_param(const struct daemon_request *req, const char *name)
@@ -69,8 +71,8 @@ struct http_request *daemon_request_http(const struct daemon_request *req)
 
 static void log_response(const struct daemon_request *req, int status)
 {
-	log_info("--> %d %s", status, http_status_text(status));
-	(void)req;
+	if (req->level <= log_get_level())
+		log_msg(req->level, "--> %d %s", status, http_status_text(status));
 }
 
 int daemon_respond_json(struct daemon_request *req, int status, const json_t *body)
@@ -102,7 +104,8 @@ int daemon_respond_error(struct daemon_request *req, int status, const char *fmt
 		const char *nl = strchr(p, '\n');
 		int len = nl ? (int)(nl - p) : (int)strlen(p);
 
-		log_info("!!! %.*s", len, p);
+		if (req->level <= log_get_level())
+			log_msg(req->level, "!!! %.*s", len, p);
 		p += len + (nl != NULL);
 	}
 	return http_respond_message(req->http, status, msg);
@@ -322,10 +325,29 @@ static int dispatch(struct daemon *d, struct daemon_request *req)
 	return fn(req, d->state);
 }
 
+/* Is hreq a poll, logged at debug: a GET of a quiet route, or the
+ * liveness probe "GET /" without api-version? */
+static bool is_poll(const struct daemon_spec *spec, struct http_request *hreq)
+{
+	const char *path = http_request_path(hreq);
+	struct daemon_request tmp = {0};
+	bool quiet = false;
+
+	if (!streq(http_request_method(hreq), "GET"))
+		return false;
+	if (!http_request_query_param(hreq, "api-version"))
+		return streq(path, "/");
+	for (size_t i = 0; i < spec->n_routes && !quiet; i++)
+		quiet =
+		    spec->routes[i].quiet && route_match(spec->routes[i].pattern, path, &tmp) > 0;
+	params_clear(&tmp);
+	return quiet;
+}
+
 int daemon_dispatch(struct http_request *hreq, void *userdata)
 {
 	struct daemon *d = userdata;
-	struct daemon_request req = {.d = d, .http = hreq};
+	struct daemon_request req = {.d = d, .http = hreq, .level = LOG_LEVEL_INFO};
 	int r;
 
 	req.cred = http_request_peercred(hreq);
@@ -333,8 +355,11 @@ int daemon_dispatch(struct http_request *hreq, void *userdata)
 		log_err("request on a socket without peer credentials; refusing it");
 		return daemon_respond_error(&req, 500, "internal error");
 	}
-	log_info("<-- %s %s (uid %u, pid %d)", http_request_method(hreq), http_request_path(hreq),
-		 (unsigned)req.cred->uid, (int)req.cred->pid);
+	if (is_poll(d->spec, hreq))
+		req.level = LOG_LEVEL_DEBUG;
+	if (req.level <= log_get_level())
+		log_msg(req.level, "<-- %s %s (uid %u, pid %d)", http_request_method(hreq),
+			http_request_path(hreq), (unsigned)req.cred->uid, (int)req.cred->pid);
 	r = dispatch(d, &req);
 	if (r < 0 && !req.answered) {
 		log_err("%s %s: %s", http_request_method(hreq), http_request_path(hreq),

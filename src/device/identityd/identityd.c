@@ -15,11 +15,13 @@
  *
  * Where it differs from aziot, on purpose:
  *   - a failed provisioning does not end the process (aziot exits and is
- *     restarted by systemd every 5 s, issue #613): it is logged once as
- *     one sentence, kept for the status call, and retried with
- *     exponential back-off (2 s doubling up to 5 min) where retrying can
- *     help; a disabled enrollment, an unknown ID scope or bad settings are
- *     not retried until the operator reprovisions or changes the settings;
+ *     restarted by systemd every 5 s, issue #613): it is logged as one
+ *     sentence, kept for the status call, and retried with exponential
+ *     back-off (2 s doubling up to 5 min) where retrying can help; what
+ *     only someone in the cloud can fix (a disabled enrollment, a
+ *     registration DPS does not accept yet) is retried no more often than
+ *     every 30 s; an unknown ID scope or bad settings are not retried
+ *     until the settings change or the operator reprovisions;
  *   - changed provisioning settings (ID scope, registration id, ...) lead
  *     to a new registration, at start-up and on SIGHUP (iotedge#7013);
  *   - a refused caller gets 403 "authorization error" (aziot: 401), like
@@ -31,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +50,9 @@
 #define RESULT_MAX (64 * 1024)
 #define BACKOFF_FIRST_MS 2000u
 #define BACKOFF_MAX_MS (300u * 1000u)
+/* A refusal is undone by someone in the cloud, not by time: asking again
+ * sooner only loads DPS. */
+#define BACKOFF_REFUSED_MIN_MS (30u * 1000u)
 /* A caller asking for the device identity while a job runs waits for its
  * outcome at most this long (aziot's clients give up after 30 s). */
 #define DEVICE_WAIT_MS 20000
@@ -78,8 +82,9 @@ struct identityd {
 	/* What happened last. */
 	char *last_error; /* a failure, or a warning next to an identity */
 	bool last_dps_error;
-	unsigned failures; /* consecutive failed jobs */
-	bool will_retry;   /* the last failure is retried (now or after a back-off) */
+	enum identityd_fault last_fault; /* of the last failed job */
+	unsigned failures;               /* consecutive failed jobs */
+	bool will_retry;                 /* the last failure is retried (now or after a back-off) */
 	time_t last_attempt, last_success, next_retry;
 
 	/* The job in progress. */
@@ -334,7 +339,8 @@ static void set_last_error(struct identityd *st, const char *msg)
 	st->last_error = msg ? strdup(msg) : NULL;
 }
 
-static unsigned backoff_ms(unsigned failures)
+/* The wait after the failures-th failure in a row of the given fault. */
+static unsigned backoff_ms(unsigned failures, enum identityd_fault fault)
 {
 	unsigned ms = BACKOFF_FIRST_MS;
 	uint32_t r = 0;
@@ -343,6 +349,8 @@ static unsigned backoff_ms(unsigned failures)
 		ms *= 2;
 	if (ms > BACKOFF_MAX_MS)
 		ms = BACKOFF_MAX_MS;
+	if (fault == IDENTITYD_FAULT_REFUSED && ms < BACKOFF_REFUSED_MIN_MS)
+		ms = BACKOFF_REFUSED_MIN_MS;
 	/* Up to a fifth more, so that a fleet that lost its DPS at once does
 	 * not come back at once. */
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) == 1)
@@ -362,7 +370,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 
 static void schedule_retry(struct identityd *st, bool force)
 {
-	unsigned ms = backoff_ms(st->failures);
+	unsigned ms = backoff_ms(st->failures, st->last_fault);
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 
 	if (!st->retry_ev)
@@ -373,7 +381,8 @@ static void schedule_retry(struct identityd *st, bool force)
 	}
 	st->retry_force = force;
 	st->next_retry = time(NULL) + (time_t)((ms + 999) / 1000);
-	log_info("trying again in %u s", (ms + 999) / 1000);
+	log_info("trying again in %u s (%u failed attempt%s so far)", (ms + 999) / 1000,
+		 st->failures, st->failures == 1 ? "" : "s");
 }
 
 static void persist(struct identityd *st)
@@ -411,6 +420,7 @@ static void job_done(struct identityd *st, struct identityd_job_result *res, boo
 		st->have_device = true;
 		st->failures = 0;
 		st->will_retry = false;
+		st->last_fault = IDENTITYD_FAULT_NONE;
 		st->last_success = st->last_attempt;
 		st->last_dps_error = st->device.dps_error;
 		set_last_error(st, st->device.error);
@@ -425,20 +435,29 @@ static void job_done(struct identityd *st, struct identityd_job_result *res, boo
 		st->have_device = false;
 		st->will_retry = false;
 	} else {
+		const char *msg = res->error ? res->error : "provisioning failed";
+		/* The same failure again is no news: logged once at error level,
+		 * then at info with the count. */
+		bool repeated = st->failures > 0 && st->last_error && streq(st->last_error, msg);
+
 		st->have_device = false;
 		identityd_job_result_clear(&st->device);
 		st->failures++;
 		st->last_dps_error = res->dps_error;
-		set_last_error(st, res->error ? res->error : "provisioning failed");
-		log_err("%s", st->last_error);
+		st->last_fault = res->fault;
+		set_last_error(st, msg);
+		if (repeated)
+			log_info("attempt %u failed the same way: %s", st->failures, msg);
+		else
+			log_err("%s", msg);
 		retry = res->fault != IDENTITYD_FAULT_PERMANENT;
 		st->will_retry = retry;
 		if (retry && !st->pending)
 			schedule_retry(st, force);
 		else if (!retry)
-			log_notice(
-			    "not trying again: this needs a change in the cloud or in the "
-			    "settings, then `edgeid system reprovision`, a restart or SIGHUP");
+			log_notice("not trying again: fix the settings (identityd registers again "
+				   "when they change) or the cloud, then run `edgeid system "
+				   "reprovision`");
 	}
 	answer_waiters(st);
 	if (st->pending) {
@@ -518,8 +537,6 @@ _noreturn_ static void child_main(struct identityd *st, const struct identityd_j
 	json_t *j;
 	size_t off = 0, len;
 
-	/* Die with the parent; never let its signal handlers run here. */
-	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	identityd_job_run(st->s, job, &res);
 	j = identityd_job_result_to_json(&res);
 	text = j ? json_dump_compact(j) : NULL;
@@ -573,49 +590,19 @@ static void prepare_job(struct identityd *st, bool *force_dps, struct identityd_
 
 static int spawn(struct identityd *st, const struct identityd_job *job, bool force)
 {
-	sigset_t all, old;
-	int fds[2];
 	pid_t pid;
+	int fd, r;
 
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
-	pid = fork();
-	if (pid == 0) {
-		sigset_t none;
-
-		/* libevent's handlers would report our signals to the parent's
-		 * loop through the pipe they share: back to the defaults. */
-		for (int sig = 1; sig < NSIG; sig++)
-			if (sig != SIGKILL && sig != SIGSTOP)
-				signal(sig, sig == SIGPIPE ? SIG_IGN : SIG_DFL);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		close(fds[0]);
-		/* Nothing of the parent's: no listening socket, no clients. */
-		if (fds[1] > 3)
-			(void)close_range(3, (unsigned)fds[1] - 1, 0);
-		(void)close_range((unsigned)fds[1] + 1, ~0u, 0);
-		child_main(st, job, fds[1]);
-	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	close(fds[1]);
-	if (pid < 0) {
-		int r = -errno;
-
-		close(fds[0]);
+	r = identityd_fork_reporter(&pid, &fd);
+	if (r < 0)
 		return r;
-	}
-	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0) {
-		/* Reading would block the loop; the child will be reaped anyway. */
-		log_warn("cannot make the job's pipe non-blocking: %s", strerror(errno));
-	}
+	if (r == 0)
+		child_main(st, job, fd);
 	st->child = pid;
-	st->child_fd = fds[0];
+	st->child_fd = fd;
 	st->child_force = force;
 	st->child_ev =
-	    event_new(daemon_event_base(st->d), fds[0], EV_READ | EV_PERSIST, on_child_output, st);
+	    event_new(daemon_event_base(st->d), fd, EV_READ | EV_PERSIST, on_child_output, st);
 	if (!st->child_ev || event_add(st->child_ev, NULL) < 0) {
 		kill(pid, SIGKILL);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
@@ -623,7 +610,7 @@ static int spawn(struct identityd *st, const struct identityd_job *job, bool for
 		if (st->child_ev)
 			event_free(st->child_ev);
 		st->child_ev = NULL;
-		close(fds[0]);
+		close(fd);
 		st->child = 0;
 		st->child_fd = -1;
 		return -ENOMEM;
@@ -830,6 +817,13 @@ static int get_status(struct daemon_request *req, void *state)
 {
 	struct identityd *st = state;
 	static const char *const sources[] = {"none", "manual", "dps"};
+	/* What kind of failure last_error is: "network" (DPS, the hub or
+	 * their TLS could not be reached), "refused" (DPS or the hub refused
+	 * the device: a disabled or missing enrollment, the wrong key),
+	 * "permanent" (settings, an unknown ID scope), "local" (keyd, tpmd,
+	 * certd, the identity certificate). */
+	static const char *const faults[] = {NULL, "network", "refused", "permanent", "local"};
+	bool failed = !st->have_device && st->failures > 0 && st->last_error;
 	json_t *j, *device = json_null();
 	time_t now = time(NULL);
 
@@ -841,16 +835,18 @@ static int get_status(struct daemon_request *req, void *state)
 				   : st->s->source == IDENTITYD_SOURCE_MANUAL ? "settings"
 									      : "device_info",
 				   "hub_verified", st->device.hub_verified);
-	j = json_pack("{s:s,s:s,s:s?,s:o,s:b,s:s?,s:I,s:b,s:o,s:o,s:o}", "state", state_name(st),
-		      "source", sources[st->s->source], "auth",
-		      st->s->source == IDENTITYD_SOURCE_NONE ? NULL : identityd_auth_name(st->s),
-		      "device", device, "busy", st->child > 0, "last_error", st->last_error,
-		      "failures", (json_int_t)st->failures, "retrying",
-		      !st->have_device && st->will_retry, "next_attempt_in_sec",
-		      st->next_retry ? json_integer(st->next_retry > now ? st->next_retry - now : 0)
-				     : json_null(),
-		      "last_attempt", json_time(st->last_attempt), "last_success",
-		      json_time(st->last_success));
+	j = json_pack(
+	    "{s:s,s:s,s:s?,s:o,s:b,s:s?,s:s?,s:I,s:b,s:o,s:o,s:o}", "state", state_name(st),
+	    "source", sources[st->s->source], "auth",
+	    st->s->source == IDENTITYD_SOURCE_NONE ? NULL : identityd_auth_name(st->s), "device",
+	    device, "busy", st->child > 0, "last_error", st->last_error, "fault",
+	    failed && (size_t)st->last_fault < ARRAY_SIZE(faults) ? faults[st->last_fault] : NULL,
+	    "failures", (json_int_t)st->failures, "retrying", !st->have_device && st->will_retry,
+	    "next_attempt_in_sec",
+	    st->next_retry ? json_integer(st->next_retry > now ? st->next_retry - now : 0)
+			   : json_null(),
+	    "last_attempt", json_time(st->last_attempt), "last_success",
+	    json_time(st->last_success));
 	if (!j)
 		return -ENOMEM;
 	daemon_respond_json(req, 200, j);
@@ -987,19 +983,45 @@ static int identityd_reload(struct daemon *d, void *state, const struct daemon_c
 	return r < 0 ? err_set(e, r, "cannot start provisioning: %s", strerror(-r)) : 0;
 }
 
+/* --- for the module API (identityd_modules.c) --------------------------- */
+
+void identityd_state_view(void *state, struct identityd_state_view *ret)
+{
+	struct identityd *st = state;
+
+	*ret = (struct identityd_state_view){
+	    .s = st->s,
+	    .device = st->have_device ? &st->device : NULL,
+	    .base = daemon_event_base(st->d),
+	};
+}
+
+int identityd_get_caller_identity(struct daemon_request *req, void *state)
+{
+	return get_caller_identity(req, state);
+}
+
 static const char *const identityd_api_versions[] = {"2020-09-01", "2021-12-01", "2022-08-01",
 						     NULL};
 
 static const struct daemon_route identityd_routes[] = {
     {.pattern = "/identities/device", .get = get_device, .post = post_device},
     {.pattern = "/identities/device/reprovision", .post = post_reprovision},
-    {.pattern = "/identities/identity", .get = get_caller_identity},
+    {.pattern = "/identities/identity", .get = identityd_modules_get_caller},
+    {.pattern = "/identities/modules",
+     .get = identityd_modules_list,
+     .post = identityd_modules_create},
+    {.pattern = "/identities/modules/{moduleId}",
+     .get = identityd_modules_get,
+     .put = identityd_modules_update,
+     .del = identityd_modules_delete},
     {.pattern = "/identities/provisioning",
      .min_api_version = "2021-12-01",
      .get = get_provisioning},
     {.pattern = "/identities/provisioning/status",
      .min_api_version = "2021-12-01",
-     .get = get_status},
+     .get = get_status,
+     .quiet = true},
     {.pattern = "/trust-bundle", .get = get_trust_bundle},
 };
 

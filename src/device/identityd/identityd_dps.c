@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -344,15 +345,26 @@ static int status_answer(struct dps *d, const json_t *j, struct identityd_dps_re
 		return 1;
 	if (streq(status, "assigned"))
 		return assigned(d, j, ret);
-	if (streq(status, "disabled"))
-		return fail(d, IDENTITYD_FAULT_PERMANENT, -EPERM,
+	(void)json_get_string_opt(j, "registrationState.errorMessage", &msg, NULL);
+	(void)json_get_int_opt(j, "registrationState.errorCode", INT64_MIN, INT64_MAX, 0, &code,
+			       NULL);
+	/* Retried, slowly (identityd.c): enabling the enrollment is done in
+	 * the cloud, and a device in the field cannot be asked to
+	 * reprovision. DPS's own words are kept when it gives any. */
+	if (streq(status, "disabled")) {
+		char dps_text[600] = "";
+
+		if (msg && code)
+			snprintf(dps_text, sizeof(dps_text), " (DPS: %s (errorCode %lld))", msg,
+				 (long long)code);
+		else if (msg)
+			snprintf(dps_text, sizeof(dps_text), " (DPS: %s)", msg);
+		return fail(d, IDENTITYD_FAULT_REFUSED, -EPERM,
 			    "DPS refused registration '%s' in ID scope '%s': the enrollment is "
-			    "disabled; enable it, then reprovision the device",
-			    d->regid, d->s->scope_id);
+			    "disabled%s; enable it, then reprovision the device",
+			    d->regid, d->s->scope_id, dps_text);
+	}
 	if (streq(status, "failed")) {
-		(void)json_get_string_opt(j, "registrationState.errorMessage", &msg, NULL);
-		(void)json_get_int_opt(j, "registrationState.errorCode", INT64_MIN, INT64_MAX, 0,
-				       &code, NULL);
 		return fail(d,
 			    code >= 500000 || code / 1000 == 429       ? IDENTITYD_FAULT_NETWORK
 			    : code / 1000 == 401 || code / 1000 == 403 ? IDENTITYD_FAULT_REFUSED

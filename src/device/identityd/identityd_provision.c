@@ -15,9 +15,16 @@
  * refuses a fresh assignment fails the job.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+
+#include "common/encode.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "device/identityd/identityd_private.h"
@@ -36,15 +43,149 @@ int identityd_job_sign(void *vctx, const void *msg, size_t len, uint8_t ret[32],
 	return keyd_client_hmac(ctx->keyd, ctx->key_handle, msg, len, ret, e);
 }
 
-static int x509_setup(struct identityd_job_context *ctx, struct err *e)
+/* t as "2025-01-31T12:00:00Z" into buf. */
+static const char *asn1_time_text(const ASN1_TIME *t, char *buf, size_t n)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(t, &tm) != 1 || strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, n, "an unreadable date");
+	return buf;
+}
+
+/* A certificate outside its validity is refused by DPS and the hub with a
+ * TLS alert that says nothing about why; say it here. */
+static int check_validity(const struct identityd_settings *s, X509 *leaf, struct err *e)
+{
+	const ASN1_TIME *not_before = X509_get0_notBefore(leaf);
+	const ASN1_TIME *not_after = X509_get0_notAfter(leaf);
+	char when[64];
+
+	if (X509_cmp_current_time(not_after) < 0)
+		return err_set(e, -EKEYEXPIRED,
+			       "the identity certificate '%s' expired at %s; renew it or install a "
+			       "new one",
+			       s->cert_id, asn1_time_text(not_after, when, sizeof(when)));
+	if (X509_cmp_current_time(not_before) > 0)
+		return err_set(e, -EKEYEXPIRED,
+			       "the identity certificate '%s' is not valid before %s; check the "
+			       "device's clock",
+			       s->cert_id, asn1_time_text(not_before, when, sizeof(when)));
+	return 0;
+}
+
+/* One public parameter of the device key pair, from keyd (POST
+ * /parameters/{name}), decoded into out. */
+static int keyd_parameter(struct identityd_job_context *ctx, const char *name, struct buf *out,
+			  struct err *e)
+{
+	_cleanup_json_ json_t *body = json_pack("{s:s}", "keyHandle", ctx->key_handle), *j = NULL;
+	_cleanup_free_ char *path = NULL;
+	const char *v = NULL;
+	int r;
+
+	if (!body || asprintf(&path, "/parameters/%s", name) < 0)
+		return err_set(e, -ENOMEM, "out of memory");
+	r = local_client_call(ctx->keyd, "POST", path, body, &j, NULL, e);
+	if (r < 0)
+		return r;
+	if (json_get_string(j, "value", &v, e) < 0 ||
+	    base64_decode(out, v, strlen(v), B64_STANDARD, NULL) < 0)
+		return err_set(e, -EBADMSG, "keyd: POST %s: not a base64 \"value\"", path);
+	return 0;
+}
+
+/* The certificate's public key as keyd's parameter of that name gives
+ * it: the compressed EC point, or the RSA modulus. */
+static int cert_parameter(EVP_PKEY *pub, bool ec, struct buf *out)
+{
+	if (ec) {
+		uint8_t point[133];
+		size_t len = 0;
+
+		if (EVP_PKEY_get_octet_string_param(pub, OSSL_PKEY_PARAM_PUB_KEY, point,
+						    sizeof(point), &len) != 1)
+			return -EIO;
+		if (len == 65 && point[0] == 0x04) {
+			point[0] = (uint8_t)(0x02 | (point[64] & 1));
+			len = 33;
+		}
+		return buf_append(out, point, len);
+	} else {
+		uint8_t modulus[1024]; /* RSA-8192 */
+		BIGNUM *n = NULL;
+		int len;
+
+		if (EVP_PKEY_get_bn_param(pub, OSSL_PKEY_PARAM_RSA_N, &n) != 1)
+			return -EIO;
+		len = BN_num_bytes(n) <= (int)sizeof(modulus) ? BN_bn2bin(n, modulus) : -1;
+		BN_free(n);
+		return len < 0 ? -E2BIG : buf_append(out, modulus, (size_t)len);
+	}
+}
+
+/* Is the certificate made for the key pair keyd holds? A mismatch would
+ * only show as a TLS alert from DPS. keyd describes P-256 and RSA key
+ * pairs; for others (or when keyd cannot say) the check is skipped. */
+static int check_key_match(struct identityd_job_context *ctx, X509 *leaf, struct err *e)
+{
+	_cleanup_buf_ struct buf theirs = {0}, ours = {0};
+	EVP_PKEY *pub = X509_get0_pubkey(leaf);
+	struct err inner = {0};
+	bool ec;
+	int r;
+
+	if (!pub)
+		return 0;
+	ec = EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC;
+	if (!ec && EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA)
+		return 0;
+	buf_init(&theirs, 4096);
+	buf_init(&ours, 4096);
+	/* A key pair of the other kind is refused with a sentence that says
+	 * so: a mismatch too. */
+	r = keyd_parameter(ctx, ec ? "ec-point" : "rsa-modulus", &theirs, &inner);
+	if (r == -EPROTO && (strstr(err_msg(&inner, r), "is not an EC key pair") ||
+			     strstr(err_msg(&inner, r), "is not an RSA key pair")))
+		goto mismatch;
+	if (r < 0) {
+		log_debug("cannot compare the identity certificate with keyd's key pair: %s",
+			  err_msg(&inner, r));
+		return 0;
+	}
+	if (cert_parameter(pub, ec, &ours) < 0)
+		return 0;
+	if (ours.len == theirs.len && CRYPTO_memcmp(ours.data, theirs.data, ours.len) == 0)
+		return 0;
+mismatch:
+	return err_set(e, -EKEYREJECTED,
+		       "the identity certificate '%s' was not made for key pair '%s' in keyd; "
+		       "install the certificate issued for that key, or the key it was issued "
+		       "for",
+		       ctx->s->cert_id, ctx->s->key_id);
+}
+
+/* Sets *fault: settings (a bad URI, no CN) are permanent; a certificate
+ * that cannot be read, has expired or does not fit the key is retried,
+ * as a renewal or a fixed file needs no change in the settings. */
+static int x509_setup(struct identityd_job_context *ctx, enum identityd_fault *fault, struct err *e)
 {
 	X509 *leaf;
 	int r;
 
+	*fault = IDENTITYD_FAULT_LOCAL;
 	r = identity_cert_load(ctx->s, ctx->s->cert_id, &ctx->certs, e);
+	if (r == -EINVAL)
+		*fault = IDENTITYD_FAULT_PERMANENT;
+	if (r < 0)
+		return err_prefix(e, r, "cannot read the identity certificate '%s'",
+				  ctx->s->cert_id);
+	leaf = sk_X509_value(ctx->certs, 0);
+	r = check_validity(ctx->s, leaf, e);
+	if (r >= 0)
+		r = check_key_match(ctx, leaf, e);
 	if (r < 0)
 		return r;
-	leaf = sk_X509_value(ctx->certs, 0);
 	ctx->chain = sk_X509_new_null();
 	if (!ctx->chain)
 		return err_set(e, -ENOMEM, "out of memory");
@@ -52,6 +193,8 @@ static int x509_setup(struct identityd_job_context *ctx, struct err *e)
 		if (sk_X509_push(ctx->chain, sk_X509_value(ctx->certs, i)) <= 0)
 			return err_set(e, -ENOMEM, "out of memory");
 	r = keyd_pkey_new(ctx->s->keyd_socket, ctx->key_handle, leaf, &ctx->pkey, e);
+	if (r == -ENOTSUP)
+		*fault = IDENTITYD_FAULT_PERMANENT;
 	if (r < 0)
 		return r;
 	ctx->cloud.cert = leaf;
@@ -59,11 +202,13 @@ static int x509_setup(struct identityd_job_context *ctx, struct err *e)
 	ctx->cloud.key = ctx->pkey;
 	if (!ctx->registration_id) {
 		ctx->registration_id = identity_cert_common_name(leaf);
-		if (!ctx->registration_id)
+		if (!ctx->registration_id) {
+			*fault = IDENTITYD_FAULT_PERMANENT;
 			return err_set(e, -EINVAL,
 				       "the identity certificate has no subject CN to use as the "
 				       "registration id; set provisioning.attestation."
 				       "registration_id");
+		}
 	}
 	return 0;
 }
@@ -95,10 +240,7 @@ int identityd_job_context_init(struct identityd_job_context *ctx,
 		r = keyd_client_key_pair_handle(ctx->keyd, s->key_id, &ctx->key_handle, e);
 		if (r < 0)
 			return err_prefix(e, r, "the device key pair '%s'", s->key_id);
-		r = x509_setup(ctx, e);
-		if (r == -EINVAL || r == -EBADMSG || r == -ENOTSUP)
-			*ret_fault = IDENTITYD_FAULT_PERMANENT;
-		return r;
+		return x509_setup(ctx, ret_fault, e);
 	case IDENTITYD_AUTH_TPM:
 		return 0;
 	}
