@@ -5,13 +5,14 @@
 #   make demo       install what is missing, build, run the demo
 #   make lint       formatting, banned functions, cppcheck
 #   make fuzz       each fuzzer for FUZZ_SECONDS (default 600)
-#   make bench      the benchmarks under bench/ (see bench/README.md)
+#   make bench      the DPS benchmark under bench/ (see bench/README.md)
+#   make bench-footprint  the device footprint benchmark
 #   make clean      remove the build directories
 
 BUILD ?= build
 FUZZ_SECONDS ?= 600
 
-.PHONY: all build check demo demo-stop lint fuzz bench deps clean install
+.PHONY: all build check demo demo-stop lint fuzz bench bench-footprint deps clean install
 
 all: build
 
@@ -44,6 +45,9 @@ fuzz:
 
 bench: build
 	bench/run-dps.sh
+
+bench-footprint:
+	bench/run-footprint.sh
 
 install: build
 	meson install -C $(BUILD)
