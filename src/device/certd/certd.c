@@ -28,7 +28,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "device/certd/certd.h"
-#include "device/identityd/identityd_private.h"
+#include "device/client/client.h"
 
 struct certd {
 	struct daemon *d;
@@ -121,37 +121,6 @@ static int invalid_parameter(struct daemon_request *req, const char *name, const
 {
 	return daemon_respond_error(
 	    req, 400, "parameter \"%s\" has an invalid value\ncaused by: %s", name, cause);
-}
-
-/* The JSON body as an object. Returns it, or NULL after answering. */
-static json_t *object_body(struct daemon_request *req)
-{
-	json_t *body = daemon_request_body(req);
-
-	if (!body) {
-		daemon_respond_error(req, 400, "missing request body");
-		return NULL;
-	}
-	if (!json_is_object(body)) {
-		daemon_respond_error(req, 422, "expected a JSON object, got %s",
-				     json_type_phrase(body));
-		return NULL;
-	}
-	return body;
-}
-
-/* A string field. Returns 0, or 1 after answering 422. */
-static int field_string(struct daemon_request *req, const json_t *obj, const char *path,
-			const char **ret)
-{
-	struct err e = {0};
-	int r = json_get_string(obj, path, ret, &e);
-
-	if (r < 0) {
-		daemon_respond_error(req, 422, "%s", err_msg(&e, r));
-		return 1;
-	}
-	return 0;
 }
 
 /* May the caller write id? Answers 403 when not. */
@@ -257,8 +226,8 @@ static int put_cert(struct daemon_request *req, void *state)
 
 	if (!allowed(c, req, id))
 		return 0;
-	body = object_body(req);
-	if (!body || field_string(req, body, "pem", &pem))
+	body = daemon_request_object(req);
+	if (!body || daemon_request_string(req, body, "pem", true, &pem))
 		return 0;
 	if (bad_id(req, "id", id) || is_bundle(c, req, "id", id))
 		return 0;
@@ -340,15 +309,7 @@ static bool algorithm_matches(EVP_PKEY *pub, const char *alg)
 static int keyd_signer(struct certd *c, const char *handle, EVP_PKEY *pub, EVP_PKEY **ret,
 		       struct err *e)
 {
-	_cleanup_(X509_freep) X509 *holder = X509_new();
-
-	/* keyd_pkey_new() takes the public key from a certificate; a bare
-	 * one carries the key of a CSR as well as an issuer's. */
-	if (!holder || X509_set_pubkey(holder, pub) != 1) {
-		ERR_clear_error();
-		return err_set(e, -ENOMEM, "out of memory");
-	}
-	return keyd_pkey_new(c->s.keyd_socket, handle, holder, ret, e);
+	return keyd_pkey_new(c->s.keyd_socket, handle, pub, ret, e);
 }
 
 /* What signs a new certificate: the issuer's chain (leaf first; none for
@@ -393,8 +354,8 @@ static int explicit_signer(struct certd *c, struct daemon_request *req, const js
 	struct err e = {0};
 	int r;
 
-	if (field_string(req, issuer, "certId", &cert_id) ||
-	    field_string(req, issuer, "privateKeyHandle", &handle))
+	if (daemon_request_string(req, issuer, "certId", true, &cert_id) ||
+	    daemon_request_string(req, issuer, "privateKeyHandle", true, &handle))
 		return 1;
 	r = read_chain(c, cert_id, &ret->chain, &e);
 	if (r == -ENOENT || r == -EINVAL) {
@@ -575,13 +536,13 @@ static int post_certs(struct daemon_request *req, void *state)
 	struct certd *c = state;
 	_cleanup_(X509_REQ_freep) X509_REQ *csr = NULL;
 	const char *id, *csr_pem;
-	json_t *body = object_body(req), *issuer = NULL;
+	json_t *body = daemon_request_object(req), *issuer = NULL;
 	struct signer s = {0};
 	struct err e = {0};
 	int r;
 
-	if (!body || field_string(req, body, "certId", &id) ||
-	    field_string(req, body, "csr", &csr_pem))
+	if (!body || daemon_request_string(req, body, "certId", true, &id) ||
+	    daemon_request_string(req, body, "csr", true, &csr_pem))
 		return 0;
 	r = json_get_object_opt(body, "issuer", &issuer, &e);
 	if (r < 0)

@@ -141,6 +141,14 @@ const char *daemon_request_param(const struct daemon_request *req, const char *n
 /* The request body parsed as JSON, or NULL when there was none (empty, or
  * a content type other than JSON on POST/DELETE). Borrowed. */
 json_t *daemon_request_body(const struct daemon_request *req);
+/* The request body as a JSON object, borrowed; NULL after answering 400
+ * "missing request body" or 422 "expected a JSON object, got ...". */
+json_t *daemon_request_object(struct daemon_request *req);
+/* The string at path in obj into *ret (borrowed); an optional one
+ * (!required) may be absent or null (*ret NULL). Returns 0, or 1 after
+ * answering 422 with json_get_string's sentence. */
+int daemon_request_string(struct daemon_request *req, const json_t *obj, const char *path,
+			  bool required, const char **ret);
 /* The api-version of the request (one of spec->api_versions). */
 const char *daemon_request_api_version(const struct daemon_request *req);
 /* A query parameter other than api-version (decoded); NULL when absent. */

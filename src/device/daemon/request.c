@@ -49,6 +49,34 @@ json_t *daemon_request_body(const struct daemon_request *req)
 	return req->body;
 }
 
+json_t *daemon_request_object(struct daemon_request *req)
+{
+	if (!req->body) {
+		daemon_respond_error(req, 400, "missing request body");
+		return NULL;
+	}
+	if (!json_is_object(req->body)) {
+		daemon_respond_error(req, 422, "expected a JSON object, got %s",
+				     json_type_phrase(req->body));
+		return NULL;
+	}
+	return req->body;
+}
+
+int daemon_request_string(struct daemon_request *req, const json_t *obj, const char *path,
+			  bool required, const char **ret)
+{
+	struct err e = {0};
+	int r = required ? json_get_string(obj, path, ret, &e)
+			 : json_get_string_opt(obj, path, ret, &e);
+
+	if (r < 0) {
+		daemon_respond_error(req, 422, "%s", err_msg(&e, r));
+		return 1;
+	}
+	return 0;
+}
+
 const char *daemon_request_api_version(const struct daemon_request *req)
 {
 	return req->api_version;

@@ -2,13 +2,11 @@
 /*
  * The device identity certificate for X.509 provisioning. aziot-identityd
  * asks certd for it by id (GET /certificates/device-id, aziot-compat.md
- * §5.3). For a certificate that certd merely preloads, which is what
- * X.509 provisioning from files is, identityd reads the file certd's
- * configuration names ([preloaded_certs] device-id = "file:///...", as
- * `config apply` writes it) itself, and an id written as a file:// URI
- * directly: the answer is the same and provisioning does not wait on
- * certd. Identity certificates that certd would issue (local CA, EST) are
- * not read this way and are refused with a message.
+ * §5.3), and so does edgeid. When certd is not running (a device set
+ * up without it), a certificate that certd would merely preload is read
+ * from the file certd's configuration names ([preloaded_certs] device-id =
+ * "file:///...", as `config apply` writes it); an id written as a file://
+ * URI is read directly.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -108,9 +106,8 @@ static int from_certd_config(const struct identityd_settings *s, const char *cer
 	v = json_is_object(certs) ? json_object_get(certs, cert_id) : NULL;
 	if (!v)
 		return err_set(e, -ENOENT,
-			       "the identity certificate \"%s\" is not available: %s does not "
-			       "preload a certificate of that id (identity certificates issued "
-			       "by certd are not supported yet)",
+			       "the identity certificate \"%s\" is not available: certd is not "
+			       "running and %s does not preload a certificate of that id",
 			       cert_id, s->certd_config);
 	if (json_is_string(v))
 		return read_file_uri(s, json_string_value(v), ret, e);

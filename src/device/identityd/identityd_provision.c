@@ -192,7 +192,8 @@ static int x509_setup(struct identityd_job_context *ctx, enum identityd_fault *f
 	for (int i = 1; i < sk_X509_num(ctx->certs); i++)
 		if (sk_X509_push(ctx->chain, sk_X509_value(ctx->certs, i)) <= 0)
 			return err_set(e, -ENOMEM, "out of memory");
-	r = keyd_pkey_new(ctx->s->keyd_socket, ctx->key_handle, leaf, &ctx->pkey, e);
+	r = keyd_pkey_new(ctx->s->keyd_socket, ctx->key_handle, X509_get0_pubkey(leaf), &ctx->pkey,
+			  e);
 	if (r == -ENOTSUP)
 		*fault = IDENTITYD_FAULT_PERMANENT;
 	if (r < 0)

@@ -238,39 +238,6 @@ static int fail(struct daemon_request *req, int r, const struct err *e)
 	return daemon_respond_error(req, 500, "internal error");
 }
 
-/* The JSON body as an object. Returns it, or NULL after answering. */
-static json_t *object_body(struct daemon_request *req)
-{
-	json_t *body = daemon_request_body(req);
-
-	if (!body) {
-		daemon_respond_error(req, 400, "missing request body");
-		return NULL;
-	}
-	if (!json_is_object(body)) {
-		daemon_respond_error(req, 422, "expected a JSON object, got %s",
-				     json_type_phrase(body));
-		return NULL;
-	}
-	return body;
-}
-
-/* A string field; optional ones may be absent or null. Returns 0, or 1
- * after answering 422. */
-static int field_string(struct daemon_request *req, const json_t *obj, const char *path,
-			bool required, const char **ret)
-{
-	struct err e = {0};
-	int r = required ? json_get_string(obj, path, ret, &e)
-			 : json_get_string_opt(obj, path, ret, &e);
-
-	if (r < 0) {
-		daemon_respond_error(req, 422, "%s", err_msg(&e, r));
-		return 1;
-	}
-	return 0;
-}
-
 /* A base64 field (standard alphabet, padding required) decoded into out. */
 static int field_bytes(struct daemon_request *req, const json_t *obj, const char *path,
 		       bool required, struct buf *out)
@@ -279,7 +246,7 @@ static int field_bytes(struct daemon_request *req, const json_t *obj, const char
 	size_t bad = 0;
 	int r;
 
-	if (field_string(req, obj, path, required, &s))
+	if (daemon_request_string(req, obj, path, required, &s))
 		return 1;
 	if (!s)
 		return 0;
@@ -416,7 +383,7 @@ static int body_handle(struct keyd *k, struct daemon_request *req, const json_t 
 {
 	const char *handle;
 
-	if (field_string(req, body, name, true, &handle))
+	if (daemon_request_string(req, body, name, true, &handle))
 		return 1;
 	return resolve(k, req, handle, ret);
 }
@@ -470,7 +437,7 @@ static int post_key(struct daemon_request *req, void *state)
 	struct keyd *k = state;
 	_cleanup_buf_ struct buf bytes = {0};
 	const char *id, *usage, *kb = NULL;
-	json_t *body = object_body(req);
+	json_t *body = daemon_request_object(req);
 	struct err e = {0};
 	bool aes = false;
 	int r;
@@ -478,9 +445,10 @@ static int post_key(struct daemon_request *req, void *state)
 	buf_init_secret(&bytes, BYTES_FIELD_MAX);
 	if (!body)
 		return 0;
-	if (field_string(req, body, "keyId", true, &id) ||
-	    field_string(req, body, "usage", true, &usage) || parse_usage(req, usage, &aes) ||
-	    field_string(req, body, "keyBytes", false, &kb) ||
+	if (daemon_request_string(req, body, "keyId", true, &id) ||
+	    daemon_request_string(req, body, "usage", true, &usage) ||
+	    parse_usage(req, usage, &aes) ||
+	    daemon_request_string(req, body, "keyBytes", false, &kb) ||
 	    field_bytes(req, body, "keyBytes", false, &bytes))
 		return 0;
 	if (!allowed(k, req, id))
@@ -509,7 +477,7 @@ static int get_key(struct daemon_request *req, void *state)
 
 static int delete_by_handle(struct keyd *k, struct daemon_request *req, enum keyd_id_kind kind)
 {
-	json_t *body = object_body(req);
+	json_t *body = daemon_request_object(req);
 	struct target t = {0};
 	struct err e = {0};
 	int r;
@@ -543,7 +511,7 @@ static int post_key_pair(struct daemon_request *req, void *state)
 {
 	struct keyd *k = state;
 	const char *id, *prefs = NULL;
-	json_t *body = object_body(req);
+	json_t *body = daemon_request_object(req);
 	enum keyd_alg algs[3];
 	struct err e = {0};
 	size_t n;
@@ -551,8 +519,8 @@ static int post_key_pair(struct daemon_request *req, void *state)
 
 	if (!body)
 		return 0;
-	if (field_string(req, body, "keyId", true, &id) ||
-	    field_string(req, body, "preferredAlgorithms", false, &prefs))
+	if (daemon_request_string(req, body, "keyId", true, &id) ||
+	    daemon_request_string(req, body, "preferredAlgorithms", false, &prefs))
 		return 0;
 	if (!allowed(k, req, id))
 		return 0;
@@ -581,12 +549,12 @@ static int get_key_pair(struct daemon_request *req, void *state)
 /* POST /key/{id} and /keypair/{id}: a move, for key pairs only. */
 static int post_move(struct daemon_request *req, struct keyd *k, const char *type, const char *to)
 {
-	json_t *body = object_body(req);
+	json_t *body = daemon_request_object(req);
 	const char *from;
 	struct err e = {0};
 	int r;
 
-	if (!body || field_string(req, body, "from", true, &from))
+	if (!body || daemon_request_string(req, body, "from", true, &from))
 		return 0;
 	if (streq(from, to))
 		return daemon_respond_error(req, 400,
@@ -616,7 +584,7 @@ static int post_key_pair_id(struct daemon_request *req, void *state)
 static int post_parameters(struct daemon_request *req, void *state)
 {
 	struct keyd *k = state;
-	json_t *body = object_body(req);
+	json_t *body = daemon_request_object(req);
 	_cleanup_free_ char *value = NULL;
 	struct target t = {0};
 	struct err e = {0};
@@ -639,7 +607,7 @@ static int post_parameters(struct daemon_request *req, void *state)
 static int post_sign(struct daemon_request *req, void *state)
 {
 	struct keyd *k = state;
-	json_t *body = object_body(req);
+	json_t *body = daemon_request_object(req);
 	_cleanup_buf_ struct buf in = {0}, sig = {0};
 	const char *alg;
 	struct target t = {0};
@@ -650,7 +618,7 @@ static int post_sign(struct daemon_request *req, void *state)
 
 	buf_init_secret(&in, BYTES_FIELD_MAX);
 	buf_init(&sig, 0);
-	if (!body || field_string(req, body, "algorithm", true, &alg))
+	if (!body || daemon_request_string(req, body, "algorithm", true, &alg))
 		return 0;
 	ecdsa = streq(alg, "ECDSA");
 	if (!ecdsa && !streq(alg, "HMAC-SHA256"))
@@ -692,7 +660,7 @@ enum cipher_alg { ALG_AEAD, ALG_RSA_PKCS1, ALG_RSA_NO_PADDING };
 /* POST /encrypt and /decrypt. */
 static int cipher(struct daemon_request *req, struct keyd *k, bool encrypt)
 {
-	json_t *body = object_body(req);
+	json_t *body = daemon_request_object(req);
 	_cleanup_buf_ struct buf in = {0}, iv = {0}, aad = {0}, out = {0};
 	const char *alg_name, *in_name = encrypt ? "plaintext" : "ciphertext";
 	struct target t = {0};
@@ -705,7 +673,7 @@ static int cipher(struct daemon_request *req, struct keyd *k, bool encrypt)
 	buf_init(&iv, 4096);
 	buf_init(&aad, BYTES_FIELD_MAX);
 	buf_init_secret(&out, BYTES_FIELD_MAX + 64);
-	if (!body || field_string(req, body, "algorithm", true, &alg_name))
+	if (!body || daemon_request_string(req, body, "algorithm", true, &alg_name))
 		return 0;
 	if (streq(alg_name, "AEAD"))
 		alg = ALG_AEAD;
@@ -763,7 +731,7 @@ static int post_decrypt(struct daemon_request *req, void *state)
 static int post_derived_key(struct daemon_request *req, void *state)
 {
 	struct keyd *k = state;
-	json_t *body = object_body(req);
+	json_t *body = daemon_request_object(req);
 	_cleanup_buf_ struct buf data = {0};
 	_cleanup_free_ char *handle = NULL;
 	const char *base;
@@ -772,7 +740,7 @@ static int post_derived_key(struct daemon_request *req, void *state)
 	int r;
 
 	buf_init(&data, BYTES_FIELD_MAX);
-	if (!body || field_string(req, body, "baseKeyHandle", true, &base) ||
+	if (!body || daemon_request_string(req, body, "baseKeyHandle", true, &base) ||
 	    field_bytes(req, body, "derivationData", true, &data))
 		return 0;
 	if (resolve(k, req, base, &t))
@@ -798,7 +766,7 @@ static int post_derived_key(struct daemon_request *req, void *state)
 static int post_derived_key_export(struct daemon_request *req, void *state)
 {
 	struct keyd *k = state;
-	json_t *body = object_body(req);
+	json_t *body = daemon_request_object(req);
 	struct target t = {0};
 	struct err e = {0};
 	uint8_t derived[32];

@@ -181,23 +181,6 @@ static int tpm_failed(struct tpmd *t, struct daemon_request *req, int r, const s
 	return daemon_respond_error(req, 500, "internal error");
 }
 
-/* The JSON body as an object. Returns it, or NULL after answering. */
-static json_t *object_body(struct daemon_request *req)
-{
-	json_t *body = daemon_request_body(req);
-
-	if (!body) {
-		daemon_respond_error(req, 400, "missing request body");
-		return NULL;
-	}
-	if (!json_is_object(body)) {
-		daemon_respond_error(req, 422, "expected a JSON object, got %s",
-				     json_type_phrase(body));
-		return NULL;
-	}
-	return body;
-}
-
 /* The required base64 field name of obj (standard alphabet, padding
  * required, as aziot's ByteString) decoded into out, whose maximum is
  * max. Returns 0, or 1 after answering. */
@@ -285,7 +268,7 @@ static int post_import_auth_key(struct daemon_request *req, void *state)
 	if (!allowed(t, req))
 		return 0;
 	buf_init(&blob, TPMD_KEY_BLOB_MAX);
-	body = object_body(req);
+	body = daemon_request_object(req);
 	if (!body || field_bytes(req, body, "key", TPMD_KEY_BLOB_MAX, &blob))
 		return 0;
 	/* The blob's shape is the request's: checked before the TPM is asked
@@ -329,7 +312,7 @@ static int post_sign_with_auth_key(struct daemon_request *req, void *state)
 	if (!allowed(t, req))
 		return 0;
 	buf_init(&data, TPMD_SIGN_DATA_MAX);
-	body = object_body(req);
+	body = daemon_request_object(req);
 	if (!body || field_bytes(req, body, "data", TPMD_SIGN_DATA_MAX, &data))
 		return 0;
 	tpm = tpm_or_503(t, req);

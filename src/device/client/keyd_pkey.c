@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A private key for TLS client authentication that stays in keyd.
+ * A private key that stays in keyd: identityd's TLS client key, certd's
+ * signing key for the certificates it issues.
  *
- * The EVP_PKEY made here carries only the public key (taken from the
- * identity certificate) and a key method whose private operations are
+ * The EVP_PKEY made here carries only the public key (from the identity
+ * certificate, or a CSR, or an issuer's certificate) and a key method whose private operations are
  * calls to keyd, exactly as aziot's OpenSSL engine does them
  * (aziot-compat.md §1.1):
  *   EC   ECDSA over the digest OpenSSL computed: keyd /sign "ECDSA", which
@@ -35,7 +36,7 @@
 #include <openssl/x509.h>
 
 #include "common/log.h"
-#include "device/identityd/identityd_private.h"
+#include "device/client/client.h"
 
 #define KEYD_API_VERSION "2021-05-01"
 
@@ -201,15 +202,15 @@ static struct keyd_ref *ref_new(const char *socket_path, const char *handle)
 	return ref;
 }
 
-int keyd_pkey_new(const char *socket_path, const char *handle, X509 *cert, EVP_PKEY **ret,
+int keyd_pkey_new(const char *socket_path, const char *handle, EVP_PKEY *pub, EVP_PKEY **ret,
 		  struct err *e)
 {
-	EVP_PKEY *pub = X509_get0_pubkey(cert), *pkey = NULL;
+	EVP_PKEY *pkey = NULL;
 	struct keyd_ref *ref;
 
 	*ret = NULL;
 	if (!pub)
-		return err_set(e, -EINVAL, "the identity certificate has no usable public key");
+		return err_set(e, -EINVAL, "no usable public key for the keyd-held key");
 	if (methods_init() < 0)
 		return err_set(e, -ENOMEM, "out of memory");
 	ref = ref_new(socket_path, handle);
@@ -252,8 +253,7 @@ int keyd_pkey_new(const char *socket_path, const char *handle, X509 *cert, EVP_P
 		ref_free(NULL, ref, NULL, 0, 0, NULL);
 		EVP_PKEY_free(pkey);
 		return err_set(e, -ENOTSUP,
-			       "the identity certificate's key is neither EC nor RSA; keyd "
-			       "cannot sign with it");
+			       "the key is neither EC nor RSA; keyd cannot sign with it");
 	}
 	*ret = pkey;
 	return 0;

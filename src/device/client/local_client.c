@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * identityd as a client of the other daemons, over their unix sockets:
+ * A client of the device daemons, over their unix sockets (identityd and
+ * certd use it):
  * keyd (API 2021-05-01: key handles, HMAC for SAS tokens, ECDSA and RSA
  * for TLS) and tpmd (API 2020-09-01: EK/SRK, the DPS authentication key,
  * HMAC in the TPM). The JSON shapes are aziot's (aziot-compat.md §2.1,
@@ -14,9 +15,10 @@
 
 #include "common/encode.h"
 #include "common/json.h"
+#include "common/http_client.h"
 #include "common/http_server.h"
 #include "common/log.h"
-#include "device/identityd/identityd_private.h"
+#include "device/client/client.h"
 
 #define LOCAL_TIMEOUT_MS 30000
 #define LOCAL_RESPONSE_MAX (1024 * 1024)
