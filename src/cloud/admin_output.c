@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Tables and JSON for the admin nouns; see admin_output.h. */
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,5 +216,56 @@ int admin_output_take_flags(int *argc, char **argv, bool *ret_json, bool *ret_he
 		*ret_json = json;
 	if (ret_help)
 		*ret_help = help;
+	return 0;
+}
+
+int admin_usage_error(const char *noun, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "edgeid-cloud %s: ", noun);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'edgeid-cloud %s --help'.\n", noun);
+	return ADMIN_EXIT_USAGE;
+}
+
+bool admin_option_is(const char *arg, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strneq(arg, name, n) && (arg[n] == '\0' || arg[n] == '=');
+}
+
+int admin_take_value(int argc, char **argv, int *i, const char *name, const char **ret)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+
+	if (a[n] == '=') {
+		*ret = a + n + 1;
+		return 0;
+	}
+	if (*i + 1 >= argc)
+		return admin_usage_error(argv[0], "%s needs a value", name);
+	*ret = argv[++*i];
+	return 0;
+}
+
+int admin_take_arg(int argc, char **argv, int *i, const struct admin_value_option *opts,
+		   size_t n_opts, void *base, const char **pos, size_t max_pos, size_t *n_pos)
+{
+	const char *arg = argv[*i];
+
+	for (size_t k = 0; k < n_opts; k++)
+		if (admin_option_is(arg, opts[k].name))
+			return admin_take_value(argc, argv, i, opts[k].name,
+						(const char **)((char *)base + opts[k].offset));
+	if (arg[0] == '-' && arg[1])
+		return admin_usage_error(argv[0], "unknown option '%s'", arg);
+	if (*n_pos == max_pos)
+		return admin_usage_error(argv[0], "unexpected argument '%s'", arg);
+	pos[(*n_pos)++] = arg;
 	return 0;
 }

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "common/macro.h"
+
 struct admin_column {
 	const char *title; /* "DEVICE ID" */
 	const char *path;  /* a json.h path inside each row: "authentication.type" */
@@ -45,5 +47,37 @@ char *admin_output_cell(const json_t *v);
  * of argv, in place: they are removed and argc is updated, so the verb
  * sees only its own arguments. Returns 0. */
 int admin_output_take_flags(int *argc, char **argv, bool *ret_json, bool *ret_help);
+
+/* ---- the verbs' arguments ---------------------------------------------- */
+
+/* The exit status of a usage error. */
+#define ADMIN_EXIT_USAGE 2
+
+/* An option that takes a value ("--name value" or "--name=value"): the
+ * value (borrowed from argv) is stored as a const char * at offset in the
+ * verb's argument struct. */
+struct admin_value_option {
+	const char *name;
+	size_t offset;
+};
+
+/* Print "edgeid-cloud NOUN: MESSAGE" and "Try 'edgeid-cloud NOUN --help'."
+ * on stderr. Returns ADMIN_EXIT_USAGE. */
+int admin_usage_error(const char *noun, const char *fmt, ...) _printf_(2, 3);
+
+/* Is arg the option name, alone or as "name=value"? */
+bool admin_option_is(const char *arg, const char *name);
+
+/* The value of the option argv[*i], which admin_option_is(name): after
+ * the '=' or the next argument (*i then moves past it). Returns 0, or
+ * ADMIN_EXIT_USAGE after "NAME needs a value". */
+int admin_take_value(int argc, char **argv, int *i, const char *name, const char **ret);
+
+/* Take argv[*i] (argv[0] is the noun) as one of opts, its value stored at
+ * base + offset, or as the next of at most max_pos positional arguments
+ * (pos, *n_pos). Returns 0, or ADMIN_EXIT_USAGE after "unknown option
+ * '...'" or "unexpected argument '...'". */
+int admin_take_arg(int argc, char **argv, int *i, const struct admin_value_option *opts,
+		   size_t n_opts, void *base, const char **pos, size_t max_pos, size_t *n_pos);
 
 #endif

@@ -502,6 +502,15 @@ static inline void config_plan_freep(struct config_plan **p)
 int config_show_edge_runtime(struct config_value *root, const struct edgeid_config *c,
 			     bool mask_secrets) _nodiscard_;
 
+/* Set in moby (edged's [moby_runtime]) uri and network (a string, or a
+ * table with name, ipv6 and ipam), as config.toml gives them. Returns 0
+ * or -ENOMEM. */
+int config_show_moby_network(struct config_value *moby, const struct edgeid_config *c) _nodiscard_;
+
+/* Add to root (edged's table) [image_garbage_collection] with its four
+ * settings. Returns 0 or -ENOMEM. */
+int config_show_image_gc(struct config_value *root, const struct edgeid_config *c) _nodiscard_;
+
 /* Append to arr (identityd's [[principal]] array) one table for pr: uid,
  * name, idtype (when given) and localid (when given), as the super-config
  * spells them. Returns 0 or -ENOMEM. */

@@ -574,19 +574,7 @@ static int gen_edged(struct gen *g)
 	t = config_value_subtable(e, "moby_runtime");
 	if (!t)
 		return -ENOMEM;
-	TRY(config_value_set_str(t, "uri", c->moby.uri));
-	if (c->moby.network_is_table) {
-		sub = config_value_subtable(t, "network");
-		if (!sub)
-			return -ENOMEM;
-		TRY(config_value_set_str(sub, "name", c->moby.network));
-		if (c->moby.has_ipv6)
-			TRY(config_value_set_bool(sub, "ipv6", c->moby.ipv6));
-		if (c->moby.ipam)
-			TRY(config_value_set(sub, "ipam", config_value_dup(c->moby.ipam)));
-	} else {
-		TRY(config_value_set_str(t, "network", c->moby.network));
-	}
+	TRY(config_show_moby_network(t, c));
 	if (c->moby.content_trust_ca_certs.n) {
 		struct config_value *ca;
 
@@ -604,17 +592,7 @@ static int gen_edged(struct gen *g)
 			TRY(config_value_set_str(ca, en->key, id));
 		}
 	}
-	if (c->image_gc.present) {
-		t = config_value_subtable(e, "image_garbage_collection");
-		if (!t)
-			return -ENOMEM;
-		TRY(config_value_set_bool(t, "enabled", c->image_gc.enabled));
-		TRY(config_value_set_str(t, "cleanup_recurrence", c->image_gc.cleanup_recurrence));
-		TRY(config_value_set_str(t, "image_age_cleanup_threshold",
-					 c->image_gc.image_age_cleanup_threshold));
-		TRY(config_value_set_str(t, "cleanup_time", c->image_gc.cleanup_time));
-	}
-	return 0;
+	return c->image_gc.present ? config_show_image_gc(e, c) : 0;
 }
 
 static int read_master_key(struct gen *g, const char *root, const char *source_path)

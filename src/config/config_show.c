@@ -366,6 +366,37 @@ int config_show_principal(struct config_value *arr, const struct config_principa
 	return 0;
 }
 
+int config_show_moby_network(struct config_value *moby, const struct edgeid_config *c)
+{
+	struct config_value *sub;
+
+	TRY(config_value_set_str(moby, "uri", c->moby.uri));
+	if (!c->moby.network_is_table)
+		return config_value_set_str(moby, "network", c->moby.network);
+	sub = config_value_subtable(moby, "network");
+	if (!sub)
+		return -ENOMEM;
+	TRY(config_value_set_str(sub, "name", c->moby.network));
+	if (c->moby.has_ipv6)
+		TRY(config_value_set_bool(sub, "ipv6", c->moby.ipv6));
+	if (c->moby.ipam)
+		TRY(config_value_set(sub, "ipam", config_value_dup(c->moby.ipam)));
+	return 0;
+}
+
+int config_show_image_gc(struct config_value *root, const struct edgeid_config *c)
+{
+	struct config_value *t = config_value_subtable(root, "image_garbage_collection");
+
+	if (!t)
+		return -ENOMEM;
+	TRY(config_value_set_bool(t, "enabled", c->image_gc.enabled));
+	TRY(config_value_set_str(t, "cleanup_recurrence", c->image_gc.cleanup_recurrence));
+	TRY(config_value_set_str(t, "image_age_cleanup_threshold",
+				 c->image_gc.image_age_cleanup_threshold));
+	return config_value_set_str(t, "cleanup_time", c->image_gc.cleanup_time);
+}
+
 int config_show_edge_runtime(struct config_value *root, const struct edgeid_config *c,
 			     bool mask_secrets)
 {
@@ -456,33 +487,14 @@ static int show_edge(struct config_value *root, const struct edgeid_config *c)
 	t = config_value_subtable(root, "moby_runtime");
 	if (!t)
 		return -ENOMEM;
-	TRY(config_value_set_str(t, "uri", c->moby.uri));
-	if (c->moby.network_is_table) {
-		sub = config_value_subtable(t, "network");
-		if (!sub)
-			return -ENOMEM;
-		TRY(config_value_set_str(sub, "name", c->moby.network));
-		if (c->moby.has_ipv6)
-			TRY(config_value_set_bool(sub, "ipv6", c->moby.ipv6));
-		if (c->moby.ipam)
-			TRY(config_value_set(sub, "ipam", config_value_dup(c->moby.ipam)));
-	} else {
-		TRY(config_value_set_str(t, "network", c->moby.network));
-	}
+	TRY(config_show_moby_network(t, c));
 	if (c->moby.content_trust_ca_certs.n) {
 		sub = config_value_subtable(t, "content_trust");
 		if (!sub)
 			return -ENOMEM;
 		TRY(show_map(sub, "ca_certs", &c->moby.content_trust_ca_certs, false));
 	}
-	t = config_value_subtable(root, "image_garbage_collection");
-	if (!t)
-		return -ENOMEM;
-	TRY(config_value_set_bool(t, "enabled", c->image_gc.enabled));
-	TRY(config_value_set_str(t, "cleanup_recurrence", c->image_gc.cleanup_recurrence));
-	TRY(config_value_set_str(t, "image_age_cleanup_threshold",
-				 c->image_gc.image_age_cleanup_threshold));
-	return config_value_set_str(t, "cleanup_time", c->image_gc.cleanup_time);
+	return config_show_image_gc(root, c);
 }
 
 int config_show_render(const struct edgeid_config *c, bool json, struct buf *out)

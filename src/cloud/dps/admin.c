@@ -15,7 +15,6 @@
  * Every command takes --json. PEM arguments are files (or PEM text).
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,7 +28,6 @@
 #include "common/fs.h"
 #include "common/json.h"
 
-#define EXIT_USAGE 2
 #define MAX_MULTI 16
 
 struct args {
@@ -44,54 +42,15 @@ struct args {
 	size_t n_pos;
 };
 
-static int usage_error(const char *noun, const char *fmt, ...) _printf_(2, 3);
-static int usage_error(const char *noun, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "edgeid-cloud %s: ", noun);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'edgeid-cloud %s --help'.\n", noun);
-	return EXIT_USAGE;
-}
-
 static int fail(const char *noun, int r, const struct err *e)
 {
 	fprintf(stderr, "edgeid-cloud %s: %s\n", noun, err_msg(e, r));
 	return 1;
 }
 
-/* The value of an option: "--name=value" or "--name value". */
-static int take_value(int argc, char **argv, int *i, const char *name, const char **ret)
-{
-	const char *a = argv[*i];
-	size_t n = strlen(name);
-
-	if (a[n] == '=') {
-		*ret = a + n + 1;
-		return 0;
-	}
-	if (*i + 1 >= argc)
-		return usage_error(argv[0], "%s needs a value", name);
-	*ret = argv[++*i];
-	return 0;
-}
-
-static bool option_is(const char *arg, const char *name)
-{
-	size_t n = strlen(name);
-
-	return strneq(arg, name, n) && (arg[n] == '\0' || arg[n] == '=');
-}
-
 static int parse_args(int argc, char **argv, struct args *a)
 {
-	static const struct {
-		const char *name;
-		size_t offset;
-	} with_value[] = {
+	static const struct admin_value_option with_value[] = {
 	    {"--registration-id", offsetof(struct args, registration_id)},
 	    {"--endorsement-key", offsetof(struct args, endorsement_key)},
 	    {"--certificate", offsetof(struct args, certificate)},
@@ -107,7 +66,6 @@ static int parse_args(int argc, char **argv, struct args *a)
 	admin_output_take_flags(&argc, argv, &a->json, &a->help);
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
-		bool done = false;
 
 		if (streq(arg, "--edge-enabled")) {
 			a->edge = true;
@@ -125,7 +83,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 			a->verified = true;
 			continue;
 		}
-		if (option_is(arg, "--symmetric-key")) {
+		if (admin_option_is(arg, "--symmetric-key")) {
 			a->symmetric = true;
 			/* The key is optional: take the next argument only when it
 			 * is one (an id is never base64 of 16 to 64 bytes). */
@@ -135,38 +93,26 @@ static int parse_args(int argc, char **argv, struct args *a)
 				a->symmetric_key = argv[++i];
 			continue;
 		}
-		if (option_is(arg, "--tag") || option_is(arg, "--hub")) {
+		if (admin_option_is(arg, "--tag") || admin_option_is(arg, "--hub")) {
 			bool tag = arg[2] == 't';
 			const char *v;
 
-			r = take_value(argc, argv, &i, tag ? "--tag" : "--hub", &v);
+			r = admin_take_value(argc, argv, &i, tag ? "--tag" : "--hub", &v);
 			if (r != 0)
 				return r;
 			if ((tag ? a->n_tags : a->n_hubs) == MAX_MULTI)
-				return usage_error(argv[0], "at most %d %s options", MAX_MULTI,
-						   tag ? "--tag" : "--hub");
+				return admin_usage_error(argv[0], "at most %d %s options",
+							 MAX_MULTI, tag ? "--tag" : "--hub");
 			if (tag)
 				a->tags[a->n_tags++] = v;
 			else
 				a->hubs[a->n_hubs++] = v;
 			continue;
 		}
-		for (size_t k = 0; k < ARRAY_SIZE(with_value) && !done; k++) {
-			if (!option_is(arg, with_value[k].name))
-				continue;
-			r = take_value(argc, argv, &i, with_value[k].name,
-				       (const char **)((char *)a + with_value[k].offset));
-			if (r != 0)
-				return r;
-			done = true;
-		}
-		if (done)
-			continue;
-		if (arg[0] == '-' && arg[1])
-			return usage_error(argv[0], "unknown option '%s'", arg);
-		if (a->n_pos == ARRAY_SIZE(a->pos))
-			return usage_error(argv[0], "unexpected argument '%s'", arg);
-		a->pos[a->n_pos++] = arg;
+		r = admin_take_arg(argc, argv, &i, with_value, ARRAY_SIZE(with_value), a, a->pos,
+				   ARRAY_SIZE(a->pos), &a->n_pos);
+		if (r != 0)
+			return r;
 	}
 	return 0;
 }
@@ -252,7 +198,7 @@ static int build_enrollment(const char *noun, const struct args *a, enum dps_kin
 	else
 		methods = a->symmetric + !!a->ca + !!a->signing_cert;
 	if (methods != 1)
-		return usage_error(
+		return admin_usage_error(
 		    noun, "%s",
 		    kind == DPS_INDIVIDUAL
 			? "give exactly one of --endorsement-key, --symmetric-key, "
@@ -295,8 +241,8 @@ static int build_enrollment(const char *noun, const struct args *a, enum dps_kin
 			_cleanup_free_ char *k = NULL;
 
 			if (!eq || eq == a->tags[i])
-				return usage_error(noun, "--tag: expected KEY=VALUE, got '%s'",
-						   a->tags[i]);
+				return admin_usage_error(
+				    noun, "--tag: expected KEY=VALUE, got '%s'", a->tags[i]);
 			k = strndup(a->tags[i], (size_t)(eq - a->tags[i]));
 			if (!k || json_object_set_new(tags, k, json_string(eq + 1)) < 0)
 				return -ENOMEM;
@@ -392,15 +338,15 @@ static int enrollment_common(struct store *st, const struct dps_settings *settin
 		return 0;
 	}
 	if (a.n_pos == 0)
-		return usage_error(noun, "%s",
-				   "a verb is needed: create, list, show, delete, disable, enable");
+		return admin_usage_error(
+		    noun, "%s", "a verb is needed: create, list, show, delete, disable, enable");
 	verb = a.pos[0];
 	id = a.n_pos > 1 ? a.pos[1] : NULL;
 	if (a.n_pos > 2)
-		return usage_error(noun, "unexpected argument '%s'", a.pos[2]);
+		return admin_usage_error(noun, "unexpected argument '%s'", a.pos[2]);
 	if (streq(verb, "list")) {
 		if (id)
-			return usage_error(noun, "unexpected argument '%s'", id);
+			return admin_usage_error(noun, "unexpected argument '%s'", id);
 		r = list_all(st, kind, NULL, &out, &e);
 		if (r < 0)
 			return fail(noun, r, &e);
@@ -412,12 +358,13 @@ static int enrollment_common(struct store *st, const struct dps_settings *settin
 	if (streq(verb, "create")) {
 		if (kind == DPS_INDIVIDUAL) {
 			if (id)
-				return usage_error(noun, "unexpected argument '%s'", id);
+				return admin_usage_error(noun, "unexpected argument '%s'", id);
 			id = a.registration_id;
 			if (!id)
-				return usage_error(noun, "%s", "create needs --registration-id ID");
+				return admin_usage_error(noun, "%s",
+							 "create needs --registration-id ID");
 		} else if (!id) {
-			return usage_error(noun, "%s", "create needs a group ID");
+			return admin_usage_error(noun, "%s", "create needs a group ID");
 		}
 		r = build_enrollment(noun, &a, kind, id, &body);
 		if (r > 0)
@@ -435,9 +382,9 @@ static int enrollment_common(struct store *st, const struct dps_settings *settin
 	}
 	if (!streq(verb, "show") && !streq(verb, "delete") && !streq(verb, "disable") &&
 	    !streq(verb, "enable"))
-		return usage_error(noun, "unknown verb '%s'", verb);
+		return admin_usage_error(noun, "unknown verb '%s'", verb);
 	if (!id)
-		return usage_error(noun, "%s needs an ID", verb);
+		return admin_usage_error(noun, "%s needs an ID", verb);
 	if (streq(verb, "show")) {
 		r = dps_enrollment_get(st, kind, id, a.keys, &out, &e);
 		if (r < 0)
@@ -507,13 +454,13 @@ static int ca_main(struct store *st, const void *settings, int argc, char **argv
 		return 0;
 	}
 	if (a.n_pos == 0)
-		return usage_error(
+		return admin_usage_error(
 		    "ca", "%s",
 		    "a verb is needed: add, verification-code, verify, list, show, delete");
 	verb = a.pos[0];
 	name = a.n_pos > 1 ? a.pos[1] : NULL;
 	if (a.n_pos > 2)
-		return usage_error("ca", "unexpected argument '%s'", a.pos[2]);
+		return admin_usage_error("ca", "unexpected argument '%s'", a.pos[2]);
 	if (streq(verb, "list")) {
 		r = dps_ca_list(st, &out, &e);
 		if (r < 0)
@@ -522,12 +469,12 @@ static int ca_main(struct store *st, const void *settings, int argc, char **argv
 	}
 	if (!streq(verb, "add") && !streq(verb, "verification-code") && !streq(verb, "verify") &&
 	    !streq(verb, "show") && !streq(verb, "delete"))
-		return usage_error("ca", "unknown verb '%s'", verb);
+		return admin_usage_error("ca", "unknown verb '%s'", verb);
 	if (!name)
-		return usage_error("ca", "%s needs a NAME", verb);
+		return admin_usage_error("ca", "%s needs a NAME", verb);
 	if (streq(verb, "add") || streq(verb, "verify")) {
 		if (!a.certificate)
-			return usage_error("ca", "%s needs --certificate PEM", verb);
+			return admin_usage_error("ca", "%s needs --certificate PEM", verb);
 		r = read_pem(a.certificate, &pem, &e);
 		if (r < 0)
 			return fail("ca", r, &e);
@@ -600,23 +547,24 @@ static int registration_main(struct store *st, const void *settings, int argc, c
 		return 0;
 	}
 	if (a.n_pos == 0)
-		return usage_error("registration", "%s", "a verb is needed: list, show, delete");
+		return admin_usage_error("registration", "%s",
+					 "a verb is needed: list, show, delete");
 	verb = a.pos[0];
 	id = a.n_pos > 1 ? a.pos[1] : NULL;
 	if (a.n_pos > 2)
-		return usage_error("registration", "unexpected argument '%s'", a.pos[2]);
+		return admin_usage_error("registration", "unexpected argument '%s'", a.pos[2]);
 	if (streq(verb, "list")) {
 		if (id)
-			return usage_error("registration", "unexpected argument '%s'", id);
+			return admin_usage_error("registration", "unexpected argument '%s'", id);
 		r = list_all(st, DPS_REGISTRATION, a.group, &out, &e);
 		if (r < 0)
 			return fail("registration", r, &e);
 		return print(0, out, true, cols, ARRAY_SIZE(cols), a.json);
 	}
 	if (!streq(verb, "show") && !streq(verb, "delete"))
-		return usage_error("registration", "unknown verb '%s'", verb);
+		return admin_usage_error("registration", "unknown verb '%s'", verb);
 	if (!id)
-		return usage_error("registration", "%s needs a registration ID", verb);
+		return admin_usage_error("registration", "%s needs a registration ID", verb);
 	if (streq(verb, "show")) {
 		r = dps_registration_get(st, id, &out, &e);
 		if (r < 0)

@@ -14,7 +14,6 @@
  * NAME is the hub's host name; the default is the [hub] host_name.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +28,6 @@
 #include "common/json.h"
 #include "common/macro.h"
 
-#define EXIT_USAGE 2
-
 struct admin_args {
 	bool json;
 	bool help;
@@ -44,60 +41,30 @@ struct admin_args {
 	size_t n_pos;
 };
 
-static int usage_error(const char *noun, const char *fmt, ...) _printf_(2, 3);
-static int usage_error(const char *noun, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "edgeid-cloud %s: ", noun);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'edgeid-cloud %s --help'.\n", noun);
-	return EXIT_USAGE;
-}
-
-/* Parse argv (argv[0] is the noun). Returns 0 or EXIT_USAGE (printed). */
+/* Parse argv (argv[0] is the noun). Returns 0 or ADMIN_EXIT_USAGE (printed). */
 static int parse_args(int argc, char **argv, struct admin_args *a)
 {
-	static const struct {
-		const char *name;
-		size_t offset;
-	} with_value[] = {
+	static const struct admin_value_option with_value[] = {
 	    {"--hub", offsetof(struct admin_args, hub)},
 	    {"--module", offsetof(struct admin_args, module)},
 	    {"--auth", offsetof(struct admin_args, auth)},
 	    {"--thumbprint", offsetof(struct admin_args, thumbprint)},
 	    {"--limit", offsetof(struct admin_args, limit)},
 	};
+	int r;
 
 	admin_output_take_flags(&argc, argv, &a->json, &a->help);
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
-		bool done = false;
 
 		if (streq(arg, "--edge")) {
 			a->edge = true;
 			continue;
 		}
-		for (size_t k = 0; k < ARRAY_SIZE(with_value) && !done; k++) {
-			size_t n = strlen(with_value[k].name);
-
-			if (!strneq(arg, with_value[k].name, n) || (arg[n] && arg[n] != '='))
-				continue;
-			if (!arg[n] && i + 1 >= argc)
-				return usage_error(argv[0], "%s needs a value", arg);
-			*(const char **)((char *)a + with_value[k].offset) =
-			    arg[n] ? arg + n + 1 : argv[++i];
-			done = true;
-		}
-		if (done)
-			continue;
-		if (arg[0] == '-' && arg[1])
-			return usage_error(argv[0], "unknown option '%s'", arg);
-		if (a->n_pos == ARRAY_SIZE(a->pos))
-			return usage_error(argv[0], "unexpected argument '%s'", arg);
-		a->pos[a->n_pos++] = arg;
+		r = admin_take_arg(argc, argv, &i, with_value, ARRAY_SIZE(with_value), a, a->pos,
+				   ARRAY_SIZE(a->pos), &a->n_pos);
+		if (r != 0)
+			return r;
 	}
 	return 0;
 }
@@ -171,8 +138,8 @@ static int device_main(struct store *st, const void *settings, int argc, char **
 		return 0;
 	}
 	if (a.n_pos == 0)
-		return usage_error("device", "%s",
-				   "a verb is needed: list, show, twin, create, delete");
+		return admin_usage_error("device", "%s",
+					 "a verb is needed: list, show, twin, create, delete");
 	verb = a.pos[0];
 	id = a.n_pos > 1 ? a.pos[1] : NULL;
 	hub = hub_name(&a, settings);
@@ -183,7 +150,7 @@ static int device_main(struct store *st, const void *settings, int argc, char **
 	}
 	if (streq(verb, "list")) {
 		if (id)
-			return usage_error("device", "unexpected argument '%s'", id);
+			return admin_usage_error("device", "unexpected argument '%s'", id);
 		r = hub_device_list(st, hub, SIZE_MAX, &out, &he);
 		if (r < 0)
 			return report("device", r, &he);
@@ -191,9 +158,9 @@ static int device_main(struct store *st, const void *settings, int argc, char **
 	}
 	if (!streq(verb, "show") && !streq(verb, "twin") && !streq(verb, "create") &&
 	    !streq(verb, "delete"))
-		return usage_error("device", "unknown verb '%s'", verb);
+		return admin_usage_error("device", "unknown verb '%s'", verb);
 	if (!id)
-		return usage_error("device", "%s needs a device ID", verb);
+		return admin_usage_error("device", "%s needs a device ID", verb);
 	if (streq(verb, "show")) {
 		r = hub_device_get(st, hub, id, &doc, &etag, &he);
 		if (r < 0)
@@ -292,9 +259,9 @@ static int telemetry_main(struct store *st, const void *settings, int argc, char
 		return 0;
 	}
 	if (a.n_pos == 0 || !streq(a.pos[0], "list"))
-		return usage_error("telemetry", "%s", "the verb is list");
+		return admin_usage_error("telemetry", "%s", "the verb is list");
 	if (a.n_pos < 2)
-		return usage_error("telemetry", "%s", "list needs a DEVICE id");
+		return admin_usage_error("telemetry", "%s", "list needs a DEVICE id");
 	if (a.limit) {
 		char *end;
 
@@ -302,10 +269,10 @@ static int telemetry_main(struct store *st, const void *settings, int argc, char
 		limit = strtoul(a.limit, &end, 10);
 		if (errno || end == a.limit || *end || a.limit[0] == '-' || limit == 0 ||
 		    limit > STORE_PAGE_MAX)
-			return usage_error("telemetry",
-					   "--limit: expected a number from 1 to 1000, "
-					   "got '%s'",
-					   a.limit);
+			return admin_usage_error("telemetry",
+						 "--limit: expected a number from 1 to 1000, "
+						 "got '%s'",
+						 a.limit);
 	}
 	hub = hub_name(&a, settings);
 	if (!hub) {
