@@ -464,7 +464,6 @@ sizes = [l.rstrip("\n").split("\t") for l in open(sizes_file)]
 libs = {l.split("\t")[0]: (l.split("\t")[1], int(l.split("\t")[2])) for l in open(libs_file)}
 PSS_TARGET, RSS_TARGET, SIZE_TARGET, TIME_TARGET = 4 * 1024, 10 * 1024, 1024 * 1024, 500
 # identityd's shortest wait before its first status poll.
-RETRY_AFTER_MS = 1000
 
 def med(v):
     return statistics.median(v) if v else 0
@@ -558,13 +557,10 @@ if good:
                        ("total_ms", "**total**")):
         v = [r[key] for r in good]
         w("| %s | %.1f | %.1f |" % (label, med(v), max(v)))
-    v = [r["total_ms"] - RETRY_AFTER_MS for r in good]
-    w("| total without the Retry-After wait (see below) | %.1f | %.1f |" % (med(v), max(v)))
-    w("\nThe DPS answers the registration with 202 \"assigning\" and `Retry-After: 1` (its "
-      "`retry_after`, 1 to 60 s); identityd waits what Retry-After says, at least 1 s "
-      "(`POLL_MIN_MS` in `src/device/identityd/identityd_dps.c`), before it asks for the "
-      "outcome. So every provisioning through DPS holds a %d ms wait in which nothing "
-      "happens; the last line is the time spent working." % RETRY_AFTER_MS)
+    w("\nThe DPS holds its answer to the registration until the assignment is committed "
+      "(at most its `register_wait_ms`, 250 ms by default) and answers with the final "
+      "result, so identityd does not poll; with `register_wait_ms = 0` it would answer "
+      "\"assigning\" with `Retry-After: 1` and identityd would wait that second.")
     w("\n## Memory after provisioning (kB, medians)\n")
     w("| process | RSS | PSS | Private_Dirty | USS | anonymous |")
     w("|---|---:|---:|---:|---:|---:|")
