@@ -6,8 +6,11 @@
 #ifndef EDGEID_CLI_H
 #define EDGEID_CLI_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+
+#include "common/macro.h"
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAILURE 1
@@ -26,6 +29,18 @@ struct cli_verb {
  * unknown command 'X'" and usage on stderr, CLI_EXIT_USAGE). */
 int cli_verb_pick(const char *noun, const struct cli_verb *verbs, size_t n,
 		  void (*usage)(FILE *out), int argc, char **argv, int *ret_exit);
+
+/* Print "PROG: MESSAGE", then "Usage: USAGE" when usage is not NULL, then
+ * "Try 'PROG --help'." on stderr. prog is the command as typed ("edgeid
+ * check", "edgeid tpm provisioning-info"). Returns CLI_EXIT_USAGE, for
+ * the caller to return. */
+int cli_usage_error(const char *prog, const char *usage, const char *fmt, ...) _printf_(3, 4);
+int cli_usage_verror(const char *prog, const char *usage, const char *fmt, va_list ap)
+    _printf_(3, 0);
+/* The same for a verb of noun: "edgeid NOUN VERB: MESSAGE", the verb's
+ * usage line and its --help hint. */
+int cli_verb_usage_error(const char *noun, const struct cli_verb *verb, const char *fmt, ...)
+    _printf_(3, 4);
 
 /* edgeid config apply|show|check ... (argv[0] is "config") */
 int cli_config_main(int argc, char **argv);

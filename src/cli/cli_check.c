@@ -15,16 +15,22 @@
  * does), identityd's provisioning status, tpmd (or the TPM directly when
  * tpmd does not answer), and DPS and the hub over HTTPS with the trust
  * identityd uses. What several checks need is fetched once, by whichever
- * check asks first (struct ctx).
+ * check asks first (struct ctx). Where something is wrong, the reason is
+ * the daemon's own sentence, the one `edgeid system status` and `edgeid
+ * system logs` show: identityd's last error and whether it tries again,
+ * tpmd's reason the TPM is unavailable.
+ *
+ * The certificate checks are in cli_check_certs.c (cli_check.h is what the
+ * two files share).
  *
  * With --root DIR (or EDGEID_ROOT) the device is the one under DIR: its
  * configuration, its sockets and the files its configuration names, as for
  * `edgeidd --root` and `edgeid system --root`.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +39,10 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "cli/cli.h"
+#include "cli/cli_check.h"
 #include "cli/cli_probe.h"
 #include "common/buf.h"
 #include "common/encode.h"
@@ -60,10 +64,7 @@
 #define REMOTE_TIMEOUT_MS 10000
 /* tpmd may have to create the EK first, which takes a real TPM a while. */
 #define TPM_KEYS_TIMEOUT_MS 60000
-#define EXPIRY_WARN_SEC (7 * 86400)
 #define CLOCK_SKEW_WARN_SEC 300
-#define REASON_MAX (64 * 1024)
-#define CERT_FILE_MAX (1024 * 1024)
 #define PROGRAM_OUTPUT_MAX (64 * 1024)
 #define IDENTITYD_STATUS_MAX (256 * 1024)
 
@@ -77,34 +78,9 @@ enum group {
 static const char *const group_title[] = {"Configuration checks", "Connectivity checks"};
 static const char *const group_json[] = {"configuration", "connectivity"};
 
-enum result {
-	RESULT_OK,
-	RESULT_WARNING,
-	RESULT_ERROR,
-	RESULT_SKIPPED,
-};
-
 static const char *const result_json[] = {"ok", "warning", "error", "skipped"};
 
-/* What a check found: its result and the lines that say why (for OK, what
- * it found, shown with --verbose). */
-struct outcome {
-	enum result result;
-	struct buf reason;
-};
-
-/* The daemons, in aziotctl's order. */
-enum daemon_idx {
-	D_KEYD,
-	D_CERTD,
-	D_TPMD,
-	D_IDENTITYD,
-	D_COUNT,
-};
-
 static const char *const daemon_names[D_COUNT] = {"keyd", "certd", "tpmd", "identityd"};
-
-struct ctx;
 
 struct check {
 	const char *id;
@@ -166,9 +142,7 @@ struct ctx {
 
 /* --- outcomes ----------------------------------------------------------------- */
 
-/* Append len bytes of text to b as a new line. Past the buffer's maximum
- * the rest is dropped: it is only shown. */
-static void append_line(struct buf *b, const char *text, size_t len)
+void cli_check_append_line(struct buf *b, const char *text, size_t len)
 {
 	if (b->len > 0 && buf_putc(b, '\n') < 0)
 		return;
@@ -183,12 +157,10 @@ static void add_linev(struct outcome *o, const char *fmt, va_list ap)
 
 	if (vasprintf(&text, fmt, ap) < 0)
 		return;
-	append_line(&o->reason, text, strlen(text));
+	cli_check_append_line(&o->reason, text, strlen(text));
 }
 
-/* Append one line to the reason. */
-static void add_line(struct outcome *o, const char *fmt, ...) _printf_(2, 3);
-static void add_line(struct outcome *o, const char *fmt, ...)
+void cli_check_add_line(struct outcome *o, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -197,9 +169,7 @@ static void add_line(struct outcome *o, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Set the result and append one line to the reason. */
-static void say(struct outcome *o, enum result r, const char *fmt, ...) _printf_(3, 4);
-static void say(struct outcome *o, enum result r, const char *fmt, ...)
+void cli_check_say(struct outcome *o, enum result r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -217,10 +187,10 @@ static void add_text(struct outcome *o, const char *text)
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
 		len--;
 	if (len > 0)
-		append_line(&o->reason, text, len);
+		cli_check_append_line(&o->reason, text, len);
 }
 
-static void rfc3339(time_t t, char *buf, size_t n)
+void cli_check_rfc3339(time_t t, char *buf, size_t n)
 {
 	struct tm tm;
 
@@ -230,32 +200,34 @@ static void rfc3339(time_t t, char *buf, size_t n)
 
 /* --- paths -------------------------------------------------------------------- */
 
-static char *under_root(const struct ctx *x, const char *path)
+const char *cli_check_config_path(const struct ctx *x)
+{
+	return x->config_path;
+}
+
+char *cli_check_under_root(const struct ctx *x, const char *path)
 {
 	return x->root && path[0] == '/' ? fs_path_join(x->root, path) : strdup(path);
 }
 
-/* The file a configuration value names: a file:///path URI (percent-
- * decoded) or an absolute path, under the root. NULL for anything else or
- * when out of memory. */
-static char *file_of(const struct ctx *x, const char *uri)
+char *cli_check_file_of(const struct ctx *x, const char *uri)
 {
 	_cleanup_buf_ struct buf dec = {0};
 
 	if (!uri)
 		return NULL;
 	if (uri[0] == '/')
-		return under_root(x, uri);
+		return cli_check_under_root(x, uri);
 	buf_init(&dec, 4096);
 	if (!strneq(uri, "file://", 7) || uri[7] != '/' ||
 	    url_decode(&dec, uri + 7, strlen(uri + 7), false) < 0)
 		return NULL;
-	return under_root(x, buf_str(&dec));
+	return cli_check_under_root(x, buf_str(&dec));
 }
 
 /* --- the super-config ------------------------------------------------------------- */
 
-static const struct edgeid_config *super_config(struct ctx *x)
+const struct edgeid_config *cli_check_super_config(struct ctx *x)
 {
 	if (!x->super_done) {
 		x->super_done = true;
@@ -299,7 +271,7 @@ static const struct daemon_config *daemon_cfg(struct ctx *x, enum daemon_idx d)
 		_cleanup_free_ char *p = NULL;
 
 		if (asprintf(&p, "/etc/aziot/%s/config.toml", daemon_names[d]) >= 0)
-			file = under_root(x, p);
+			file = cli_check_under_root(x, p);
 	}
 	if (file) {
 		if (env_dir && *env_dir) {
@@ -317,8 +289,7 @@ static const struct daemon_config *daemon_cfg(struct ctx *x, enum daemon_idx d)
 	return x->dcfg[d];
 }
 
-/* A string of a daemon's configuration; NULL when absent or not a string. */
-static const char *dcfg_string(struct ctx *x, enum daemon_idx d, const char *path)
+const char *cli_check_dcfg_string(struct ctx *x, enum daemon_idx d, const char *path)
 {
 	const struct daemon_config *c = daemon_cfg(x, d);
 	const char *v = NULL;
@@ -328,33 +299,25 @@ static const char *dcfg_string(struct ctx *x, enum daemon_idx d, const char *pat
 	return v;
 }
 
-/* How the device is provisioned, as identityd sees it (its own
- * configuration), else as the super-config says. */
-struct provisioning {
-	const char *source; /* "dps", "manual", "none"; NULL when unknown */
-	const char *endpoint;
-	const char *method;
-	const char *hub;       /* manual */
-	const char *trust_uri; /* trust_bundle_cert */
-};
-
-static void provisioning_get(struct ctx *x, struct provisioning *ret)
+void cli_check_provisioning(struct ctx *x, struct provisioning *ret)
 {
 	const struct edgeid_config *c;
 
 	*ret = (struct provisioning){0};
 	if (daemon_cfg(x, D_IDENTITYD)) {
-		ret->source = dcfg_string(x, D_IDENTITYD, "provisioning.source");
-		ret->endpoint = dcfg_string(x, D_IDENTITYD, "provisioning.global_endpoint");
-		ret->method = dcfg_string(x, D_IDENTITYD, "provisioning.attestation.method");
+		ret->source = cli_check_dcfg_string(x, D_IDENTITYD, "provisioning.source");
+		ret->endpoint =
+		    cli_check_dcfg_string(x, D_IDENTITYD, "provisioning.global_endpoint");
+		ret->method =
+		    cli_check_dcfg_string(x, D_IDENTITYD, "provisioning.attestation.method");
 		if (!ret->method)
-			ret->method =
-			    dcfg_string(x, D_IDENTITYD, "provisioning.authentication.method");
-		ret->hub = dcfg_string(x, D_IDENTITYD, "provisioning.iothub_hostname");
-		ret->trust_uri = dcfg_string(x, D_IDENTITYD, "trust_bundle_cert");
+			ret->method = cli_check_dcfg_string(x, D_IDENTITYD,
+							    "provisioning.authentication.method");
+		ret->hub = cli_check_dcfg_string(x, D_IDENTITYD, "provisioning.iothub_hostname");
+		ret->trust_uri = cli_check_dcfg_string(x, D_IDENTITYD, "trust_bundle_cert");
 		return;
 	}
-	c = super_config(x);
+	c = cli_check_super_config(x);
 	if (!c)
 		return;
 	ret->source = config_source_name(c->provisioning.source);
@@ -511,7 +474,7 @@ static struct remote *remote_get(struct ctx *x, struct remote *rm, const char *u
 		return rm;
 	}
 	if (trust_uri) {
-		rm->trust = file_of(x, trust_uri);
+		rm->trust = cli_check_file_of(x, trust_uri);
 		if (!rm->trust) {
 			rm->r =
 			    err_set(&rm->e, -EINVAL,
@@ -560,10 +523,11 @@ static struct remote *dps(struct ctx *x, struct outcome *o)
 
 	if (x->dps.done)
 		return &x->dps;
-	provisioning_get(x, &p);
+	cli_check_provisioning(x, &p);
 	if (!p.source) {
 		if (o)
-			say(o, RESULT_SKIPPED,
+			cli_check_say(
+			    o, RESULT_SKIPPED,
 			    "the provisioning settings cannot be read (neither identityd's "
 			    "configuration nor %s)",
 			    x->config_path);
@@ -571,8 +535,8 @@ static struct remote *dps(struct ctx *x, struct outcome *o)
 	}
 	if (!streq(p.source, "dps") || !p.endpoint) {
 		if (o)
-			say(o, RESULT_SKIPPED, "provisioning.source is \"%s\": no DPS is used",
-			    p.source);
+			cli_check_say(o, RESULT_SKIPPED,
+				      "provisioning.source is \"%s\": no DPS is used", p.source);
 		return NULL;
 	}
 	return remote_get(x, &x->dps, p.endpoint, p.trust_uri);
@@ -587,20 +551,21 @@ static struct remote *hub(struct ctx *x, struct outcome *o)
 
 	if (x->hub.done)
 		return &x->hub;
-	provisioning_get(x, &p);
+	cli_check_provisioning(x, &p);
 	name = jstr(identityd_status(x), "device.hub_name");
 	if (!name)
 		name = p.hub;
 	if (!name) {
 		if (o)
-			say(o, RESULT_SKIPPED, "no hub is known yet: %s",
-			    daemon_answers(x, D_IDENTITYD) < 0 ? "identityd is not running"
-							       : "the device is not provisioned");
+			cli_check_say(o, RESULT_SKIPPED, "no hub is known yet: %s",
+				      daemon_answers(x, D_IDENTITYD) < 0
+					  ? "identityd is not running"
+					  : "the device is not provisioned");
 		return NULL;
 	}
 	if (asprintf(&url, "https://%s/", name) < 0) {
 		if (o)
-			say(o, RESULT_ERROR, "out of memory");
+			cli_check_say(o, RESULT_ERROR, "out of memory");
 		return NULL;
 	}
 	return remote_get(x, &x->hub, url, p.trust_uri);
@@ -610,22 +575,22 @@ static struct remote *hub(struct ctx *x, struct outcome *o)
 
 static void check_super_config(struct ctx *x, int arg, struct outcome *o)
 {
-	const struct edgeid_config *c = super_config(x);
+	const struct edgeid_config *c = cli_check_super_config(x);
 
 	(void)arg;
 	if (!c) {
-		say(o, RESULT_ERROR, "%s", err_msg(&x->super_e, x->super_r));
+		cli_check_say(o, RESULT_ERROR, "%s", err_msg(&x->super_e, x->super_r));
 		if (x->super_r == -EACCES && geteuid() != 0)
-			add_line(o, "run 'edgeid check' as root");
+			cli_check_add_line(o, "run 'edgeid check' as root");
 		return;
 	}
 	if (c->n_warnings > 0) {
 		o->result = RESULT_WARNING;
 		for (size_t i = 0; i < c->n_warnings; i++)
-			add_line(o, "%s", c->warnings[i]);
+			cli_check_add_line(o, "%s", c->warnings[i]);
 		return;
 	}
-	say(o, RESULT_OK, "%s: OK", x->config_path);
+	cli_check_say(o, RESULT_OK, "%s: OK", x->config_path);
 }
 
 static void check_daemon_config(struct ctx *x, int arg, struct outcome *o)
@@ -634,20 +599,21 @@ static void check_daemon_config(struct ctx *x, int arg, struct outcome *o)
 	const char *name = daemon_names[arg];
 
 	if (c->status < 0) {
-		say(o, RESULT_ERROR, "cannot run edgeidd: %s", strerror(-c->status));
+		cli_check_say(o, RESULT_ERROR, "cannot run edgeidd: %s", strerror(-c->status));
 		return;
 	}
 	if (c->unknown) {
-		say(o, RESULT_SKIPPED, "edgeidd has no %s to read it", name);
+		cli_check_say(o, RESULT_SKIPPED, "edgeidd has no %s to read it", name);
 		return;
 	}
 	if (c->status != 0) {
 		o->result = RESULT_ERROR;
 		add_text(o, buf_str(&c->errs));
 		if (o->reason.len == 0)
-			add_line(o, "edgeidd %s --check exited with status %d", name, c->status);
+			cli_check_add_line(o, "edgeidd %s --check exited with status %d", name,
+					   c->status);
 		if (geteuid() != 0 && strstr(buf_str(&c->errs), "Permission denied"))
-			add_line(o, "run 'edgeid check' as root");
+			cli_check_add_line(o, "run 'edgeid check' as root");
 		return;
 	}
 	/* Warnings come on stderr as "warning: ..." lines. */
@@ -656,7 +622,7 @@ static void check_daemon_config(struct ctx *x, int arg, struct outcome *o)
 
 		if (strneq(p, "warning: ", 9)) {
 			o->result = RESULT_WARNING;
-			add_line(o, "%.*s", (int)(len - 9), p + 9);
+			cli_check_add_line(o, "%.*s", (int)(len - 9), p + 9);
 		}
 		p += len + (p[len] == '\n');
 	}
@@ -676,7 +642,7 @@ static void check_configs_up_to_date(struct ctx *x, int arg, struct outcome *o)
 
 	(void)arg;
 	if (stat(x->config_path, &st_super) < 0) {
-		say(o, RESULT_SKIPPED, "%s: %s", x->config_path, strerror(errno));
+		cli_check_say(o, RESULT_SKIPPED, "%s: %s", x->config_path, strerror(errno));
 		return;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(applied_daemons); i++) {
@@ -684,8 +650,8 @@ static void check_configs_up_to_date(struct ctx *x, int arg, struct outcome *o)
 		struct stat st;
 
 		if (asprintf(&p, "/etc/aziot/%s/config.d/00-super.toml", applied_daemons[i]) < 0 ||
-		    !(path = under_root(x, p))) {
-			say(o, RESULT_ERROR, "out of memory");
+		    !(path = cli_check_under_root(x, p))) {
+			cli_check_say(o, RESULT_ERROR, "out of memory");
 			return;
 		}
 		if (stat(path, &st) < 0)
@@ -698,7 +664,8 @@ static void check_configs_up_to_date(struct ctx *x, int arg, struct outcome *o)
 		}
 	}
 	if (n_found == 0) {
-		say(o, RESULT_ERROR,
+		cli_check_say(
+		    o, RESULT_ERROR,
 		    "no daemon configuration has been written from %s; run 'edgeid config apply'",
 		    x->config_path);
 		return;
@@ -714,13 +681,15 @@ static void check_configs_up_to_date(struct ctx *x, int arg, struct outcome *o)
 			used += (size_t)w;
 	}
 	if (n_stale > 0) {
-		say(o, RESULT_ERROR,
+		cli_check_say(
+		    o, RESULT_ERROR,
 		    "%s was modified after the configuration of %s was written from it; run "
 		    "'edgeid config apply'",
 		    x->config_path, stale);
 		return;
 	}
-	say(o, RESULT_OK, "%zu daemon configurations are newer than %s", n_found, x->config_path);
+	cli_check_say(o, RESULT_OK, "%zu daemon configurations are newer than %s", n_found,
+		      x->config_path);
 }
 
 /* The value of "Key: value" or "key=value" output, trimmed; NULL. */
@@ -762,12 +731,12 @@ static int clock_tools(struct outcome *o, struct outcome *good)
 	if (cli_probe_run(timedatectl, &out, &errs) == 0 &&
 	    output_value(buf_str(&out), "", v, sizeof(v))) {
 		if (streq(v, "no")) {
-			say(o, RESULT_WARNING,
-			    "timedatectl: the system clock is not synchronized "
-			    "(NTPSynchronized=no)");
+			cli_check_say(o, RESULT_WARNING,
+				      "timedatectl: the system clock is not synchronized "
+				      "(NTPSynchronized=no)");
 			said = 0;
 		} else if (streq(v, "yes")) {
-			add_line(good, "timedatectl: NTPSynchronized=yes");
+			cli_check_add_line(good, "timedatectl: NTPSynchronized=yes");
 			said = 1;
 		}
 	}
@@ -776,10 +745,11 @@ static int clock_tools(struct outcome *o, struct outcome *good)
 	if (cli_probe_run(chronyc, &out, &errs) == 0 &&
 	    output_value(buf_str(&out), "Leap status", v, sizeof(v))) {
 		if (streq(v, "Not synchronised")) {
-			say(o, RESULT_WARNING, "chronyc tracking: Leap status: Not synchronised");
+			cli_check_say(o, RESULT_WARNING,
+				      "chronyc tracking: Leap status: Not synchronised");
 			said = 0;
 		} else if (said < 0) {
-			add_line(good, "chronyc tracking: Leap status: %s", v);
+			cli_check_add_line(good, "chronyc tracking: Leap status: %s", v);
 			said = 1;
 		}
 	}
@@ -794,7 +764,7 @@ static void check_host_time(struct ctx *x, int arg, struct outcome *o)
 	int tools;
 
 	(void)arg;
-	buf_init(&good.reason, REASON_MAX);
+	buf_init(&good.reason, CLI_CHECK_REASON_MAX);
 	if (!ref || ref->r < 0 || !ref->has_date)
 		ref = hub(x, NULL);
 	if (ref && (ref->r < 0 || !ref->has_date))
@@ -805,311 +775,28 @@ static void check_host_time(struct ctx *x, int arg, struct outcome *o)
 		char theirs[64];
 
 		remote_host(ref->url, host, sizeof(host));
-		rfc3339(ref->date, theirs, sizeof(theirs));
+		cli_check_rfc3339(ref->date, theirs, sizeof(theirs));
 		if (abs_skew > CLOCK_SKEW_WARN_SEC)
-			say(o, RESULT_WARNING,
+			cli_check_say(
+			    o, RESULT_WARNING,
 			    "the local clock is %lld s %s %s (its Date: %s); set the time, or TLS "
 			    "and SAS tokens may fail",
 			    abs_skew, skew > 0 ? "ahead of" : "behind", host, theirs);
 		else
-			add_line(&good, "within %lld s of the clock of %s", abs_skew, host);
+			cli_check_add_line(&good, "within %lld s of the clock of %s", abs_skew,
+					   host);
 	}
 	tools = clock_tools(o, &good);
 	if (o->result == RESULT_OK) {
 		if (!ref && tools < 0)
-			say(o, RESULT_SKIPPED,
+			cli_check_say(
+			    o, RESULT_SKIPPED,
 			    "nothing to compare the clock with: no Date from DPS or the hub, and "
 			    "neither timedatectl nor chronyc could tell");
 		else
 			add_text(o, buf_str(&good.reason));
 	}
 	buf_free(&good.reason);
-}
-
-/* --- certificates --------------------------------------------------------------- */
-
-struct expiry {
-	time_t now;
-	size_t n_files, n_certs;
-	time_t first_end; /* the earliest notAfter seen */
-	char first_path[512];
-	struct buf errors, warnings;
-};
-
-static void expiry_init(struct expiry *ex)
-{
-	*ex = (struct expiry){.now = time(NULL)};
-	buf_init(&ex->errors, REASON_MAX);
-	buf_init(&ex->warnings, REASON_MAX);
-}
-
-static void expiry_clear(struct expiry *ex)
-{
-	buf_free(&ex->errors);
-	buf_free(&ex->warnings);
-}
-
-static void expiry_note(struct buf *b, const char *fmt, ...) _printf_(2, 3);
-static void expiry_note(struct buf *b, const char *fmt, ...)
-{
-	_cleanup_free_ char *text = NULL;
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&text, fmt, ap);
-	va_end(ap);
-	if (r >= 0)
-		append_line(b, text, strlen(text));
-}
-
-static int asn1_time(const ASN1_TIME *t, time_t *ret)
-{
-	struct tm tm;
-
-	if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
-		return -EINVAL;
-	*ret = timegm(&tm);
-	return 0;
-}
-
-static void subject_text(X509 *cert, char *buf, size_t n)
-{
-	BIO *bio = BIO_new(BIO_s_mem());
-	char *p = NULL;
-	long len;
-
-	buf[0] = '\0';
-	if (!bio)
-		return;
-	if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
-		len = BIO_get_mem_data(bio, &p);
-		if (len > 0)
-			snprintf(buf, n, "%.*s", (int)len, p);
-	}
-	BIO_free(bio);
-}
-
-static void expiry_cert(struct expiry *ex, const char *path, X509 *cert)
-{
-	time_t end, start;
-	char subject[256], when[64];
-
-	subject_text(cert, subject, sizeof(subject));
-	if (asn1_time(X509_get0_notAfter(cert), &end) < 0 ||
-	    asn1_time(X509_get0_notBefore(cert), &start) < 0) {
-		expiry_note(&ex->errors, "%s: \"%s\" has a validity period that cannot be read",
-			    path, subject);
-		return;
-	}
-	ex->n_certs++;
-	if (ex->first_path[0] == '\0' || end < ex->first_end) {
-		ex->first_end = end;
-		snprintf(ex->first_path, sizeof(ex->first_path), "%s", path);
-	}
-	if (end < ex->now) {
-		rfc3339(end, when, sizeof(when));
-		expiry_note(&ex->errors, "%s: \"%s\" expired on %s", path, subject, when);
-	} else if (start > ex->now) {
-		rfc3339(start, when, sizeof(when));
-		expiry_note(&ex->errors, "%s: \"%s\" is not valid before %s; is the clock right?",
-			    path, subject, when);
-	} else if (end - ex->now < EXPIRY_WARN_SEC) {
-		long long left = (long long)(end - ex->now);
-		long long days = (left + 43200) / 86400;
-
-		rfc3339(end, when, sizeof(when));
-		if (left < 86400)
-			expiry_note(&ex->warnings, "%s: \"%s\" expires on %s (in less than a day)",
-				    path, subject, when);
-		else
-			expiry_note(&ex->warnings, "%s: \"%s\" expires on %s (in %lld day%s)", path,
-				    subject, when, days, days == 1 ? "" : "s");
-	}
-}
-
-/* Every certificate in the PEM file at path. */
-static void expiry_file(struct expiry *ex, const char *path)
-{
-	_cleanup_buf_ struct buf text = {0};
-	struct err e = {0};
-	size_t before = ex->n_certs;
-	BIO *bio;
-	X509 *cert;
-	int r;
-
-	ex->n_files++;
-	buf_init(&text, CERT_FILE_MAX);
-	r = fs_read_file(path, CERT_FILE_MAX, &text, &e);
-	if (r < 0) {
-		expiry_note(&ex->errors, "%s", err_msg(&e, r));
-		return;
-	}
-	bio = BIO_new_mem_buf(text.data, (int)text.len);
-	if (!bio) {
-		expiry_note(&ex->errors, "%s: out of memory", path);
-		return;
-	}
-	while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-		expiry_cert(ex, path, cert);
-		X509_free(cert);
-	}
-	ERR_clear_error();
-	BIO_free(bio);
-	if (ex->n_certs == before && !strstr(buf_str(&ex->errors), path))
-		expiry_note(&ex->errors, "%s: no PEM certificate in it", path);
-}
-
-/* The result of the files looked at; none is a skip saying why_none. */
-static void expiry_outcome(struct expiry *ex, struct outcome *o, const char *why_none)
-{
-	char when[64];
-
-	if (ex->errors.len > 0) {
-		say(o, RESULT_ERROR, "%s", buf_str(&ex->errors));
-		if (ex->warnings.len > 0)
-			add_line(o, "%s", buf_str(&ex->warnings));
-	} else if (ex->warnings.len > 0) {
-		say(o, RESULT_WARNING, "%s", buf_str(&ex->warnings));
-	} else if (ex->n_files == 0) {
-		say(o, RESULT_SKIPPED, "%s", why_none);
-	} else {
-		rfc3339(ex->first_end, when, sizeof(when));
-		say(o, RESULT_OK, "%zu certificate%s in %zu file%s; the first to expire: %s on %s",
-		    ex->n_certs, ex->n_certs == 1 ? "" : "s", ex->n_files,
-		    ex->n_files == 1 ? "" : "s", ex->first_path, when);
-	}
-}
-
-static void expiry_uri(struct ctx *x, struct expiry *ex, const char *uri)
-{
-	_cleanup_free_ char *path = NULL;
-
-	if (!uri)
-		return;
-	path = file_of(x, uri);
-	if (path)
-		expiry_file(ex, path);
-}
-
-static void check_identity_expiry(struct ctx *x, int arg, struct outcome *o)
-{
-	const struct edgeid_config *c = super_config(x);
-	const struct config_provisioning *p;
-	struct expiry ex;
-
-	(void)arg;
-	if (!c) {
-		say(o, RESULT_SKIPPED, "%s cannot be read", x->config_path);
-		return;
-	}
-	p = &c->provisioning;
-	expiry_init(&ex);
-	if (p->source == CONFIG_SOURCE_DPS && p->dps.method == CONFIG_ATTEST_X509 &&
-	    !p->dps.x509.issued)
-		expiry_uri(x, &ex, p->dps.x509.identity_cert);
-	if (p->source == CONFIG_SOURCE_MANUAL && p->manual.method == CONFIG_MANUAL_X509 &&
-	    !p->manual.x509.issued)
-		expiry_uri(x, &ex, p->manual.x509.identity_cert);
-	if (c->est.present && c->est.has_auth) {
-		expiry_uri(x, &ex, c->est.auth.identity_cert);
-		expiry_uri(x, &ex, c->est.auth.bootstrap_identity_cert);
-	}
-	if (c->local_ca.present && !c->local_ca.issued)
-		expiry_uri(x, &ex, c->local_ca.cert);
-	if (c->edge_ca.kind == CONFIG_EDGE_CA_PRELOADED)
-		expiry_uri(x, &ex, c->edge_ca.cert);
-	for (size_t i = 0; i < c->n_preloaded_certs; i++)
-		expiry_uri(x, &ex, c->preloaded_certs[i].uri);
-	expiry_outcome(&ex, o, "no certificate files are configured");
-	expiry_clear(&ex);
-}
-
-static void check_trust_expiry(struct ctx *x, int arg, struct outcome *o)
-{
-	const struct edgeid_config *c = super_config(x);
-	struct provisioning p;
-	struct expiry ex;
-
-	(void)arg;
-	provisioning_get(x, &p);
-	expiry_init(&ex);
-	expiry_uri(x, &ex, p.trust_uri);
-	if (c && c->est.present)
-		for (size_t i = 0; i < c->est.n_trusted_certs; i++)
-			expiry_uri(x, &ex, c->est.trusted_certs[i]);
-	expiry_outcome(&ex, o, "no trust bundle is configured: the system store is used");
-	expiry_clear(&ex);
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void check_store_expiry(struct ctx *x, int arg, struct outcome *o)
-{
-	const char *home = dcfg_string(x, D_CERTD, "homedir_path");
-	_cleanup_free_ char *h = under_root(x, home ? home : "/var/lib/aziot/certd");
-	_cleanup_free_ char *dir = h ? fs_path_join(h, "certs") : NULL;
-	DIR *d;
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct expiry ex;
-
-	(void)arg;
-	if (!dir) {
-		say(o, RESULT_ERROR, "out of memory");
-		return;
-	}
-	d = opendir(dir);
-	if (!d) {
-		if (errno == ENOENT)
-			say(o, RESULT_SKIPPED,
-			    "%s does not exist: certd has stored no certificates", dir);
-		else
-			say(o, RESULT_SKIPPED, "%s: %s%s", dir, strerror(errno),
-			    errno == EACCES ? "; run 'edgeid check' as root" : "");
-		return;
-	}
-	while ((de = readdir(d))) {
-		char **grown;
-
-		if (de->d_name[0] == '.')
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			grown = reallocarray(names, cap, sizeof(*names));
-			if (!grown)
-				break;
-			names = grown;
-		}
-		names[n] = strdup(de->d_name);
-		if (names[n])
-			n++;
-	}
-	closedir(d);
-	if (n > 0)
-		qsort(names, n, sizeof(*names), cmp_names);
-	expiry_init(&ex);
-	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *path = fs_path_join(dir, names[i]);
-		struct stat st;
-
-		if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode))
-			expiry_file(&ex, path);
-		free(names[i]);
-	}
-	free(names);
-	{
-		_cleanup_free_ char *none = NULL;
-
-		if (asprintf(&none, "%s holds no certificates", dir) < 0)
-			none = NULL;
-		expiry_outcome(&ex, o, none ? none : "certd's store holds no certificates");
-	}
-	expiry_clear(&ex);
 }
 
 /* --- daemons ------------------------------------------------------------------- */
@@ -1120,22 +807,25 @@ static void check_running(struct ctx *x, int arg, struct outcome *o)
 	int r = daemon_answers(x, d);
 
 	if (r == 0) {
-		say(o, RESULT_OK, "answers on %s", x->sock[d]);
+		cli_check_say(o, RESULT_OK, "answers on %s", x->sock[d]);
 		return;
 	}
 	if (r == -EACCES) {
-		say(o, RESULT_WARNING,
+		cli_check_say(
+		    o, RESULT_WARNING,
 		    "%s: permission denied; run 'edgeid check' as root to see whether it answers",
 		    x->sock[d]);
 		return;
 	}
 	if ((r == -ENOENT || r == -ECONNREFUSED) && daemon_check(x, d)->unknown) {
-		say(o, RESULT_SKIPPED, "edgeidd has no %s; nothing answers on %s", daemon_names[d],
-		    x->sock[d]);
+		cli_check_say(o, RESULT_SKIPPED, "edgeidd has no %s; nothing answers on %s",
+			      daemon_names[d], x->sock[d]);
 		return;
 	}
-	say(o, RESULT_ERROR, "not answering on %s: %s", x->sock[d], err_msg(&x->probe_e[d], r));
-	add_line(o, "see 'edgeid system status' and 'edgeid system logs %s'", daemon_names[d]);
+	cli_check_say(o, RESULT_ERROR, "not answering on %s: %s", x->sock[d],
+		      err_msg(&x->probe_e[d], r));
+	cli_check_add_line(o, "see 'edgeid system status' and 'edgeid system logs %s'",
+			   daemon_names[d]);
 }
 
 /* The registration id of an EK public area: the hex SHA-256 of it. */
@@ -1152,52 +842,77 @@ static void ek_text(const void *ek, size_t len, char *buf, size_t n)
 	snprintf(buf, n, "endorsement key present; registration id %s", buf_str(&hex));
 }
 
-/* Through tpmd's GET /get_tpm_keys: 0 with what was found in buf, or -1
- * with why in buf. */
-static int tpm_through_tpmd(struct ctx *x, char *buf, size_t n)
+/* GET path on tpmd: 0 with its answer (200) in *ret_body (JSON, or NULL),
+ * or -1 with why in o's reason. */
+static int tpmd_get(struct ctx *x, const char *path, json_t **ret_body, struct outcome *o)
 {
-	_cleanup_json_ json_t *body = NULL;
-	_cleanup_buf_ struct buf ek = {0};
 	struct err e = {0};
-	const char *ek64;
-	char found[256], tmp[64];
+	char tmp[64];
 	long status = 0;
 	int r;
 
-	r = daemon_get(x, D_TPMD, "http://tpmd.sock/get_tpm_keys?api-version=" TPMD_API_VERSION,
-		       TPM_KEYS_TIMEOUT_MS, 64 * 1024, &status, &body, &e);
+	r = daemon_get(x, D_TPMD, path, TPM_KEYS_TIMEOUT_MS, 64 * 1024, &status, ret_body, &e);
 	if (r < 0) {
-		snprintf(buf, n, "tpmd: %s", err_msg(&e, r));
+		cli_check_add_line(o, "tpmd: %s", err_msg(&e, r));
 		return -1;
 	}
-	if (status != 200) {
-		snprintf(buf, n, "tpmd answered %ld: %s", status,
-			 answer_text(body, status, tmp, sizeof(tmp)));
+	if (status == 200)
+		return 0;
+	cli_check_add_line(o, "tpmd answered %ld: %s", status,
+			   answer_text(*ret_body, status, tmp, sizeof(tmp)));
+	if (status == 403 && geteuid() != 0)
+		cli_check_add_line(o, "run 'edgeid check' as root");
+	return -1;
+}
+
+/* Through tpmd: GET /tpm/status says whether tpmd can use the TPM, and
+ * only then is GET /get_tpm_keys asked (tpmd creates the EK and SRK when it
+ * opens the TPM, so by then they are there: the check itself never has an
+ * EK created). 0 with what was found in o's reason, or -1 with why. */
+static int tpm_through_tpmd(struct ctx *x, struct outcome *o)
+{
+	_cleanup_json_ json_t *st = NULL, *keys = NULL;
+	_cleanup_buf_ struct buf ek = {0};
+	const char *ek64, *why;
+	char found[256];
+
+	if (tpmd_get(x, "http://tpmd.sock/tpm/status?api-version=" TPMD_API_VERSION, &st, o) < 0)
+		return -1;
+	if (!streq(strempty(jstr(st, "tpm")), "available")) {
+		why = jstr(st, "error");
+		cli_check_add_line(o, "through tpmd: the TPM is unavailable: %s",
+				   why ? why : "tpmd gives no reason");
+		cli_check_add_line(o, "tpmd keeps trying; see 'edgeid system logs tpmd'");
 		return -1;
 	}
-	ek64 = jstr(body, "endorsement_key");
+	if (tpmd_get(x, "http://tpmd.sock/get_tpm_keys?api-version=" TPMD_API_VERSION, &keys, o) <
+	    0)
+		return -1;
+	ek64 = jstr(keys, "endorsement_key");
 	buf_init(&ek, 4096);
 	if (!ek64 || base64_decode(&ek, ek64, strlen(ek64), B64_STANDARD, NULL) < 0) {
-		snprintf(buf, n, "tpmd answered without an endorsement key");
+		cli_check_add_line(o, "tpmd answered without an endorsement key");
 		return -1;
 	}
 	ek_text(ek.data, ek.len, found, sizeof(found));
-	snprintf(buf, n, "through tpmd: %s", found);
+	cli_check_add_line(o, "through tpmd: %s", found);
 	return 0;
 }
 
-/* Straight to the TPM, reading only (nothing is created). */
-static int tpm_direct(struct ctx *x, char *buf, size_t n)
+/* Straight to the TPM, reading only (nothing is created). 0 with what was
+ * found in o's reason, or -1 with why: the TPM library's sentence, which
+ * is the one tpmd reports too. */
+static int tpm_direct(struct ctx *x, struct outcome *o)
 {
 	const struct edgeid_config *c = NULL;
-	const char *tcti = dcfg_string(x, D_TPMD, "tcti");
+	const char *tcti = cli_check_dcfg_string(x, D_TPMD, "tcti");
 	_cleanup_tpm_ struct tpm *t = NULL;
 	_cleanup_buf_ struct buf ek = {0};
 	struct err e = {0};
 	char found[256];
 	int r;
 
-	if (!tcti && (c = super_config(x)))
+	if (!tcti && (c = cli_check_super_config(x)))
 		tcti = c->tpm.tcti;
 	if (!tcti)
 		tcti = CONFIG_TCTI_DEFAULT;
@@ -1206,15 +921,14 @@ static int tpm_direct(struct ctx *x, char *buf, size_t n)
 	setenv("TSS2_LOG", "all+none", 0);
 	r = tpm_open(tcti, NULL, &t, &e);
 	if (r < 0) {
-		snprintf(buf, n, "directly (tpmd is not answering): cannot reach the TPM at %s: %s",
-			 tcti, err_msg(&e, r));
+		cli_check_add_line(o, "directly (tpmd is not answering): %s", err_msg(&e, r));
 		return -1;
 	}
 	buf_init(&ek, 4096);
 	r = tpm_read_public(t, TPM_EK_HANDLE, &ek, &e);
 	if (r == -ENOENT) {
-		snprintf(
-		    buf, n,
+		cli_check_add_line(
+		    o,
 		    "directly (tpmd is not answering): the TPM at %s has no endorsement key at "
 		    "0x%08x; tpmd creates it when it starts, or run 'edgeid tpm "
 		    "provisioning-info'",
@@ -1222,53 +936,86 @@ static int tpm_direct(struct ctx *x, char *buf, size_t n)
 		return -1;
 	}
 	if (r < 0) {
-		snprintf(buf, n, "directly (tpmd is not answering): %s", err_msg(&e, r));
+		cli_check_add_line(o, "directly (tpmd is not answering): %s", err_msg(&e, r));
 		return -1;
 	}
 	ek_text(ek.data, ek.len, found, sizeof(found));
-	snprintf(buf, n, "directly (tpmd is not answering): the TPM at %s: %s", tcti, found);
+	cli_check_add_line(o, "directly (tpmd is not answering): the TPM at %s: %s", tcti, found);
 	return 0;
 }
 
 static void check_tpm(struct ctx *x, int arg, struct outcome *o)
 {
 	struct provisioning p;
-	bool needed;
-	char text[ERR_MSG_MAX + 512];
 	int r;
 
 	(void)arg;
-	provisioning_get(x, &p);
-	needed = p.method && streq(p.method, "tpm");
+	cli_check_provisioning(x, &p);
 	if (daemon_answers(x, D_TPMD) == 0)
-		r = tpm_through_tpmd(x, text, sizeof(text));
+		r = tpm_through_tpmd(x, o);
 	else
-		r = tpm_direct(x, text, sizeof(text));
-	if (r == 0)
-		say(o, RESULT_OK, "%s", text);
-	else if (needed)
-		say(o, RESULT_ERROR, "%s", text);
+		r = tpm_direct(x, o);
+	if (r == 0) {
+		o->result = RESULT_OK;
+	} else if (p.method && streq(p.method, "tpm")) {
+		o->result = RESULT_ERROR;
+	} else {
+		o->result = RESULT_SKIPPED;
+		cli_check_add_line(o, "provisioning does not use the TPM");
+	}
+}
+
+/* Whether identityd tries again, in the words `edgeid system status`
+ * uses. */
+static void retry_line(const json_t *s, struct outcome *o)
+{
+	const json_t *next = json_object_get(s, "next_attempt_in_sec");
+	int64_t failures = 0;
+	bool busy = false, retrying = false;
+	char attempts[64] = "";
+
+	(void)json_get_int_opt(s, "failures", 0, INT64_MAX, 0, &failures, NULL);
+	(void)json_get_bool_opt(s, "busy", false, &busy, NULL);
+	(void)json_get_bool_opt(s, "retrying", false, &retrying, NULL);
+	if (failures > 0)
+		snprintf(attempts, sizeof(attempts), " (%lld failed attempt%s)",
+			 (long long)failures, failures == 1 ? "" : "s");
+	if (busy)
+		cli_check_add_line(o, "identityd is trying again now%s", attempts);
+	else if (!retrying)
+		cli_check_add_line(o, "identityd is not retrying until the settings change or "
+				      "'edgeid system reprovision'");
+	else if (json_is_integer(next))
+		cli_check_add_line(o,
+				   "identityd is retrying in %lld s%s; once the cause is fixed, "
+				   "'edgeid system reprovision' tries at once",
+				   (long long)json_integer_value(next), attempts);
 	else
-		say(o, RESULT_SKIPPED, "%s; provisioning does not use the TPM", text);
+		cli_check_add_line(o,
+				   "identityd is retrying soon%s; once the cause is fixed, 'edgeid "
+				   "system reprovision' tries at once",
+				   attempts);
 }
 
 static void check_provisioned(struct ctx *x, int arg, struct outcome *o)
 {
 	const json_t *s = identityd_status(x);
 	const char *state, *last_error, *device_id, *hub_name, *from;
-	bool retrying = false, verified = false;
+	bool verified = false;
+	int64_t failures = 0;
 
 	(void)arg;
 	if (!s) {
 		if (daemon_answers(x, D_IDENTITYD) < 0)
-			say(o, RESULT_SKIPPED, "identityd is not running");
+			cli_check_say(o, RESULT_SKIPPED, "identityd is not running");
 		else if (x->status_r < 0)
-			say(o, RESULT_ERROR, "cannot ask identityd: %s",
-			    err_msg(&x->status_e, x->status_r));
+			cli_check_say(o, RESULT_ERROR, "cannot ask identityd: %s",
+				      err_msg(&x->status_e, x->status_r));
 		else
-			say(o, RESULT_ERROR, "identityd answered %ld: %s", x->status_code,
-			    x->status_code == 403 ? "permission denied; run 'edgeid check' as root"
-						  : "unexpected answer");
+			cli_check_say(o, RESULT_ERROR, "identityd answered %ld: %s", x->status_code,
+				      x->status_code == 403
+					  ? "permission denied; run 'edgeid check' as root"
+					  : "unexpected answer");
 		return;
 	}
 	state = jstr(s, "state");
@@ -1276,59 +1023,75 @@ static void check_provisioned(struct ctx *x, int arg, struct outcome *o)
 	device_id = jstr(s, "device.device_id");
 	hub_name = jstr(s, "device.hub_name");
 	from = jstr(s, "device.from");
-	(void)json_get_bool_opt(s, "retrying", false, &retrying, NULL);
 	(void)json_get_bool_opt(s, "device.hub_verified", false, &verified, NULL);
+	(void)json_get_int_opt(s, "failures", 0, INT64_MAX, 0, &failures, NULL);
 	if (!state) {
-		say(o, RESULT_ERROR, "identityd's status has no state");
+		cli_check_say(o, RESULT_ERROR, "identityd's status has no state");
 		return;
 	}
 	if (streq(state, "provisioned")) {
 		if (verified || !last_error) {
-			say(o, RESULT_OK, "device '%s' in hub %s (from %s)", strempty(device_id),
-			    strempty(hub_name), from ? from : "?");
+			cli_check_say(o, RESULT_OK, "device '%s' in hub %s (from %s)",
+				      strempty(device_id), strempty(hub_name), from ? from : "?");
 			return;
 		}
-		say(o, RESULT_WARNING, "device '%s' in hub %s, not verified with the hub: %s",
-		    strempty(device_id), strempty(hub_name), last_error);
-		return;
-	}
-	if (streq(state, "failed")) {
-		say(o, RESULT_ERROR, "%s", last_error ? last_error : "provisioning failed");
-		add_line(o, retrying ? "identityd tries again on its own; once the cause is fixed, "
-				       "'edgeid system reprovision' tries at once"
-				     : "identityd does not try again on its own: fix the cause, "
-				       "then run 'edgeid system reprovision'");
+		/* The last error is the hub's, or DPS's when identityd kept
+		 * the identity it had because DPS could not be reached. */
+		cli_check_say(
+		    o, RESULT_WARNING, "device '%s' in hub %s (from %s), not verified: %s",
+		    strempty(device_id), strempty(hub_name), from ? from : "?", last_error);
+		if (from && streq(from, "device_info"))
+			cli_check_add_line(o,
+					   "identityd keeps the identity it had; once the cause is "
+					   "fixed, 'edgeid system reprovision' registers again");
 		return;
 	}
 	if (streq(state, "unprovisioned")) {
-		say(o, RESULT_WARNING,
+		cli_check_say(
+		    o, RESULT_WARNING,
 		    "provisioning.source is \"none\": the device has no identity in a hub");
 		return;
 	}
-	say(o, RESULT_WARNING, "identityd is still provisioning the device");
+	/* Failed, or trying again after attempts that failed: identityd's
+	 * sentence for the last failure, then whether it tries again. */
+	if (streq(state, "failed") || (last_error && failures > 0)) {
+		cli_check_say(o, RESULT_ERROR, "%s",
+			      last_error ? last_error : "provisioning failed");
+		retry_line(s, o);
+		return;
+	}
+	cli_check_say(o, RESULT_WARNING, "identityd is still provisioning the device");
 	if (last_error)
-		add_line(o, "the last attempt failed: %s", last_error);
+		cli_check_add_line(o, "the last attempt failed: %s", last_error);
 }
 
 /* --- connectivity -------------------------------------------------------------- */
 
-static void remote_outcome(struct remote *rm, const char *what, struct outcome *o)
+/* what: "DPS" or "the hub"; unreachable: what to look at when nothing
+ * answers there. */
+static void remote_outcome(struct remote *rm, const char *what, const char *unreachable,
+			   struct outcome *o)
 {
 	char host[256];
 
 	remote_host(rm->url, host, sizeof(host));
 	if (rm->r == 0) {
-		say(o, RESULT_OK, "%s answered HTTP %ld over TLS, its certificate trusted (%s)",
-		    host, rm->status, rm->trust ? rm->trust : "the system store");
+		cli_check_say(o, RESULT_OK,
+			      "%s answered HTTP %ld over TLS, its certificate trusted (%s)", host,
+			      rm->status, rm->trust ? rm->trust : "the system store");
 		return;
 	}
-	say(o, RESULT_ERROR, "%s", err_msg(&rm->e, rm->r));
+	cli_check_say(o, RESULT_ERROR, "%s", err_msg(&rm->e, rm->r));
 	if (rm->r == -EKEYREJECTED)
-		add_line(o,
-			 "trusted: %s%s; add the CA of %s's certificate to trust_bundle_cert or "
-			 "to the system store",
-			 rm->trust ? rm->trust : "the system store",
-			 rm->trust ? " and the system store" : "", what);
+		cli_check_add_line(
+		    o,
+		    "trusted: %s%s; add the CA of %s's certificate to trust_bundle_cert or "
+		    "to the system store",
+		    rm->trust ? rm->trust : "the system store",
+		    rm->trust ? " and the system store" : "", what);
+	else if (rm->r == -ECONNREFUSED || rm->r == -EHOSTUNREACH || rm->r == -ENETUNREACH ||
+		 rm->r == -ETIMEDOUT)
+		cli_check_add_line(o, "%s", unreachable);
 }
 
 static void check_dps(struct ctx *x, int arg, struct outcome *o)
@@ -1337,7 +1100,10 @@ static void check_dps(struct ctx *x, int arg, struct outcome *o)
 
 	(void)arg;
 	if (rm)
-		remote_outcome(rm, "DPS", o);
+		remote_outcome(rm, "DPS",
+			       "check provisioning.global_endpoint, and that DPS runs there and "
+			       "this host can reach it",
+			       o);
 }
 
 static void check_hub(struct ctx *x, int arg, struct outcome *o)
@@ -1346,7 +1112,8 @@ static void check_hub(struct ctx *x, int arg, struct outcome *o)
 
 	(void)arg;
 	if (rm)
-		remote_outcome(rm, "the hub", o);
+		remote_outcome(rm, "the hub",
+			       "check that the hub runs there and that this host can reach it", o);
 }
 
 /* In the order they are run and printed. */
@@ -1366,11 +1133,11 @@ static const struct check checks[] = {
     {"host-local-time", GROUP_CONFIGURATION, "host time is close to reference time",
      check_host_time, 0},
     {"identity-certificate-expiry", GROUP_CONFIGURATION,
-     "identity certificates are valid for at least 7 days", check_identity_expiry, 0},
+     "identity certificates are valid for at least 7 days", cli_check_identity_expiry, 0},
     {"trust-bundle-expiry", GROUP_CONFIGURATION,
-     "trusted CA certificates are valid for at least 7 days", check_trust_expiry, 0},
+     "trusted CA certificates are valid for at least 7 days", cli_check_trust_expiry, 0},
     {"certd-store-expiry", GROUP_CONFIGURATION,
-     "certificates in certd's store are valid for at least 7 days", check_store_expiry, 0},
+     "certificates in certd's store are valid for at least 7 days", cli_check_store_expiry, 0},
     {"keyd-running", GROUP_CONFIGURATION, "keyd is running", check_running, D_KEYD},
     {"certd-running", GROUP_CONFIGURATION, "certd is running", check_running, D_CERTD},
     {"tpmd-running", GROUP_CONFIGURATION, "tpmd is running", check_running, D_TPMD},
@@ -1423,19 +1190,6 @@ static void usage(FILE *out)
 		     "See edgeid(1).\n");
 }
 
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry '" PROG " --help'.\n");
-	return CLI_EXIT_USAGE;
-}
-
 static int find_check(const char *id, size_t len)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(checks); i++)
@@ -1456,9 +1210,10 @@ static int parse_dont_run(const char *list, struct opts *o)
 			break;
 		i = find_check(p, len);
 		if (i < 0)
-			return usage_error("--dont-run: unknown check '%.*s'; '" PROG
-					   " --list' lists them",
-					   (int)len, p);
+			return cli_usage_error(PROG, NULL,
+					       "--dont-run: unknown check '%.*s'; '" PROG
+					       " --list' lists them",
+					       (int)len, p);
 		o->dont_run[i] = true;
 		p += len;
 	}
@@ -1476,10 +1231,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		char name[32];
 
 		if (a[0] != '-' || streq(a, "-"))
-			return usage_error("unexpected argument '%s'", a);
+			return cli_usage_error(PROG, NULL, "unexpected argument '%s'", a);
 		if (strneq(a, "--", 2) && a[eq] == '=') {
 			if (eq >= sizeof(name))
-				return usage_error("unknown option '%s'", a);
+				return cli_usage_error(PROG, NULL, "unknown option '%s'", a);
 			memcpy(name, a, eq);
 			name[eq] = '\0';
 			val = a + eq + 1;
@@ -1517,14 +1272,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		else if (streq(name, "--dont-run"))
 			dst = &dont_run;
 		else
-			return usage_error("unknown option '%s'", a);
+			return cli_usage_error(PROG, NULL, "unknown option '%s'", a);
 		if (!val) {
 			if (i + 1 >= argc)
-				return usage_error("option '%s' needs a value", a);
+				return cli_usage_error(PROG, NULL, "option '%s' needs a value", a);
 			val = argv[++i];
 		}
 		if (!*val)
-			return usage_error("option '%s' needs a non-empty value", name);
+			return cli_usage_error(PROG, NULL, "option '%s' needs a non-empty value",
+					       name);
 		*dst = val;
 		if (dont_run) {
 			int r = parse_dont_run(dont_run, o);
@@ -1534,7 +1290,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 	}
 	if (o->output && !streq(o->output, "text") && !streq(o->output, "json"))
-		return usage_error("--output: expected text or json, got \"%s\"", o->output);
+		return cli_usage_error(PROG, NULL, "--output: expected text or json, got \"%s\"",
+				       o->output);
 	return -1;
 }
 
@@ -1624,7 +1381,7 @@ int cli_check_main(int argc, char **argv)
 		fprintf(stderr, PROG ": out of memory\n");
 		return CLI_EXIT_FAILURE;
 	}
-	x.config_path = o.config ? strdup(o.config) : under_root(&x, CONFIG_DEFAULT_PATH);
+	x.config_path = o.config ? strdup(o.config) : cli_check_under_root(&x, CONFIG_DEFAULT_PATH);
 	if (json)
 		results = json_array();
 	if (!x.config_path || (json && !results)) {
@@ -1637,9 +1394,9 @@ int cli_check_main(int argc, char **argv)
 		const struct check *c = &checks[i];
 		struct outcome out = {.result = RESULT_OK};
 
-		buf_init(&out.reason, REASON_MAX);
+		buf_init(&out.reason, CLI_CHECK_REASON_MAX);
 		if (o.dont_run[i])
-			say(&out, RESULT_SKIPPED, "not run (--dont-run)");
+			cli_check_say(&out, RESULT_SKIPPED, "not run (--dont-run)");
 		else
 			c->run(&x, c->arg, &out);
 		counts[out.result]++;

@@ -3,7 +3,6 @@
  * edgeid config apply|check|show: validate /etc/aziot/config.toml, split it
  * into each daemon's file, or print the effective configuration.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,20 +69,6 @@ static void usage(FILE *out)
 		     "See edgeid-config.toml(5).\n");
 }
 
-static int usage_error(enum verb v, const char *fmt, ...) _printf_(2, 3);
-static int usage_error(enum verb v, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "edgeid config %s: ", verbs[v].name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nUsage: %s\nTry 'edgeid config %s --help'.\n", verbs[v].usage,
-		verbs[v].name);
-	return CLI_EXIT_USAGE;
-}
-
 /* Returns -1 when parsed, otherwise the exit status. */
 static int parse_opts(enum verb v, int argc, char **argv, struct opts *o)
 {
@@ -111,18 +96,21 @@ static int parse_opts(enum verb v, int argc, char **argv, struct opts *o)
 		else if (v == VERB_SHOW && streq(a, "--json"))
 			o->json = true;
 		else if (a[0] == '-')
-			return usage_error(v, "unknown option '%s'", a);
+			return cli_verb_usage_error("config", &verbs[v], "unknown option '%s'", a);
 		else
-			return usage_error(v, "unexpected argument '%s'", a);
+			return cli_verb_usage_error("config", &verbs[v], "unexpected argument '%s'",
+						    a);
 		if (!dst)
 			continue;
 		if (!inline_val) {
 			if (i + 1 >= argc)
-				return usage_error(v, "option '%s' needs a value", a);
+				return cli_verb_usage_error("config", &verbs[v],
+							    "option '%s' needs a value", a);
 			inline_val = argv[++i];
 		}
 		if (!*inline_val)
-			return usage_error(v, "option '%s' needs a non-empty value", a);
+			return cli_verb_usage_error("config", &verbs[v],
+						    "option '%s' needs a non-empty value", a);
 		*dst = inline_val;
 	}
 	if (!o->file)

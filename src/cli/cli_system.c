@@ -166,20 +166,6 @@ static void usage(FILE *out)
 		"Run 'edgeid system COMMAND --help' for a command's options. See edgeid(1).\n");
 }
 
-static int usage_error(enum verb v, const char *fmt, ...) _printf_(2, 3);
-static int usage_error(enum verb v, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "edgeid system %s: ", verbs[v].name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nUsage: %s\nTry 'edgeid system %s --help'.\n", verbs[v].usage,
-		verbs[v].name);
-	return CLI_EXIT_USAGE;
-}
-
 static int fail(enum verb v, const char *fmt, ...) _printf_(2, 3);
 static int fail(enum verb v, const char *fmt, ...)
 {
@@ -269,7 +255,8 @@ static int parse_opts(enum verb v, int argc, char **argv, struct opts *o)
 		}
 		if (streq(a, "--")) {
 			if (v != VERB_LOGS)
-				return usage_error(v, "unexpected argument '--'");
+				return cli_verb_usage_error("system", &verbs[v],
+							    "unexpected argument '--'");
 			o->journal_args = argv + i + 1;
 			o->n_journal_args = argc - i - 1;
 			break;
@@ -278,14 +265,16 @@ static int parse_opts(enum verb v, int argc, char **argv, struct opts *o)
 			int idx;
 
 			if (v == VERB_STATUS || v == VERB_REPROVISION)
-				return usage_error(v, "unexpected argument '%s'", a);
+				return cli_verb_usage_error("system", &verbs[v],
+							    "unexpected argument '%s'", a);
 			idx = service_from_arg(a);
 			if (idx < 0) {
 				char list[128];
 
 				service_list_text(list, sizeof(list));
-				return usage_error(v, "unknown service '%s' (expected %s)", a,
-						   list);
+				return cli_verb_usage_error("system", &verbs[v],
+							    "unknown service '%s' (expected %s)", a,
+							    list);
 			}
 			o->selected[idx] = true;
 			o->any_selected = true;
@@ -293,7 +282,8 @@ static int parse_opts(enum verb v, int argc, char **argv, struct opts *o)
 		}
 		if (strneq(a, "--", 2) && a[eq] == '=') {
 			if (eq >= sizeof(name))
-				return usage_error(v, "unknown option '%s'", a);
+				return cli_verb_usage_error("system", &verbs[v],
+							    "unknown option '%s'", a);
 			memcpy(name, a, eq);
 			name[eq] = '\0';
 			val = a + eq + 1;
@@ -315,19 +305,22 @@ static int parse_opts(enum verb v, int argc, char **argv, struct opts *o)
 			o->follow = true;
 			continue;
 		} else {
-			return usage_error(v, "unknown option '%s'", a);
+			return cli_verb_usage_error("system", &verbs[v], "unknown option '%s'", a);
 		}
 		if (!val) {
 			if (i + 1 >= argc)
-				return usage_error(v, "option '%s' needs a value", a);
+				return cli_verb_usage_error("system", &verbs[v],
+							    "option '%s' needs a value", a);
 			val = argv[++i];
 		}
 		if (!*val)
-			return usage_error(v, "option '%s' needs a non-empty value", name);
+			return cli_verb_usage_error("system", &verbs[v],
+						    "option '%s' needs a non-empty value", name);
 		*dst = val;
 	}
 	if (o->output && !streq(o->output, "text") && !streq(o->output, "json"))
-		return usage_error(v, "--output: expected text or json, got \"%s\"", o->output);
+		return cli_verb_usage_error(
+		    "system", &verbs[v], "--output: expected text or json, got \"%s\"", o->output);
 	return -1;
 }
 
@@ -485,10 +478,11 @@ static int setup_ctx(enum verb v, const struct opts *o, struct ctx *x)
 		else if (streq(forced, "supervise"))
 			x->mgr = MGR_SUPERVISE;
 		else
-			return usage_error(v,
-					   "EDGEID_SYSTEM_MANAGER: expected systemd or supervise, "
-					   "got \"%s\"",
-					   forced);
+			return cli_verb_usage_error(
+			    "system", &verbs[v],
+			    "EDGEID_SYSTEM_MANAGER: expected systemd or supervise, "
+			    "got \"%s\"",
+			    forced);
 	} else if (x->supervisor_running || x->explicit_dirs) {
 		x->mgr = MGR_SUPERVISE;
 	} else {
@@ -1334,10 +1328,11 @@ static int do_logs(const struct ctx *x, const struct opts *o)
 			want = 0;
 			for (const char *p = o->lines; *p; p++) {
 				if (*p < '0' || *p > '9' || want > 100000000L)
-					return usage_error(VERB_LOGS,
-							   "--lines: expected a number or all, "
-							   "got \"%s\"",
-							   o->lines);
+					return cli_verb_usage_error(
+					    "system", &verbs[VERB_LOGS],
+					    "--lines: expected a number or all, "
+					    "got \"%s\"",
+					    o->lines);
 				want = want * 10 + (*p - '0');
 			}
 		}
@@ -1347,14 +1342,16 @@ static int do_logs(const struct ctx *x, const struct opts *o)
 		return logs_journald(o, sel);
 	}
 	if (o->n_journal_args > 0)
-		return usage_error(VERB_LOGS,
-				   "arguments after -- are for journalctl, which is not in use "
-				   "here: the daemons run under edgeidd supervise");
+		return cli_verb_usage_error(
+		    "system", &verbs[VERB_LOGS],
+		    "arguments after -- are for journalctl, which is not in use "
+		    "here: the daemons run under edgeidd supervise");
 	if (o->since && parse_since(o->since, time(NULL), &since) < 0)
-		return usage_error(VERB_LOGS,
-				   "--since: expected a time such as \"2026-11-23 07:00:00\", "
-				   "\"-10m\" or \"2 hours ago\", got \"%s\"",
-				   o->since);
+		return cli_verb_usage_error(
+		    "system", &verbs[VERB_LOGS],
+		    "--since: expected a time such as \"2026-11-23 07:00:00\", "
+		    "\"-10m\" or \"2 hours ago\", got \"%s\"",
+		    o->since);
 	if (want < 0)
 		want = o->since    ? LONG_MAX
 		       : o->follow ? LOG_LINES_FOLLOW_DEFAULT

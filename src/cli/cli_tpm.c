@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <grp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,19 +83,6 @@ static void usage_provisioning_info(FILE *out)
 	    "swtpm, which serves one client at a time, stop edgeidd tpmd first.\n");
 }
 
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry '" PROG " --help'.\n");
-	return CLI_EXIT_USAGE;
-}
-
 /* Returns -1 when parsed, otherwise the exit status. */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
@@ -130,12 +116,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		else if (strneq(a, "-c", 2))
 			dst = &o->config, inline_val = a + 2;
 		else if (a[0] == '-')
-			return usage_error("unknown option '%s'", a);
+			return cli_usage_error(PROG, NULL, "unknown option '%s'", a);
 		else
-			return usage_error("unexpected argument '%s'", a);
+			return cli_usage_error(PROG, NULL, "unexpected argument '%s'", a);
 		if (!inline_val) {
 			if (i + 1 >= argc)
-				return usage_error("option '%s' needs a value", a);
+				return cli_usage_error(PROG, NULL, "option '%s' needs a value", a);
 			inline_val = argv[++i];
 		}
 		*dst = inline_val;

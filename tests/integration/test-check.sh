@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # edgeid check against a real device: edgeid-cloud (DPS + hub on
-# 127.0.12.2/.3), swtpm, `edgeid config apply`, keyd, tpmd and identityd
-# with --root, provisioned with a symmetric key. Then one thing breaks at a
-# time and the exact lines `edgeid check` prints for it are asserted: a
-# malformed config.toml and drop-in, a daemon down, a disabled enrollment,
-# DPS's certificate not trusted, an expired identity certificate and one
-# that expires in 3 days, the clock not synchronized; tpmd down (the TPM is
-# then read directly); --output json; colour; exit codes.
+# 127.0.12.2/.3), swtpm, `edgeid config apply`, keyd, certd, tpmd and
+# identityd with --root, provisioned with a symmetric key. Then one thing
+# breaks at a time and the exact lines `edgeid check` prints for it are
+# asserted: a malformed config.toml and drop-in, a daemon down, tpmd down
+# (the TPM is then read directly), no TPM (tpm.tcti pointing at nothing on
+# 127.0.20.6: tpmd's reason, and /get_tpm_keys never asked), the clock not
+# synchronized or off, a disabled enrollment, DPS's certificate not
+# trusted, DPS unreachable (nothing on 127.0.20.5: for a provisioned device
+# and for one never provisioned), a wrong ID scope (not retried), expired
+# and expiring identity certificates, an X.509 identity certificate made
+# for another key; identityd's sentences are the ones
+# test-device-faults.sh asserts for `system status` and `system logs`.
+# Also --output json, colour, exit codes.
 set -uo pipefail
 . "$EDGEID_SOURCE_ROOT/tests/lib/tap.sh"
 . "$EDGEID_SOURCE_ROOT/tests/integration/test-identityd-lib.sh"
@@ -96,6 +102,18 @@ lines_of() {
 		{ rest = $0; sub(/^[^ ]+ /, "", rest) }
 		index(rest, d " - ") == 1 { found = 1; print }' <<<"$out"
 }
+
+# provisioned_lines: the identityd-provisioned lines of $out, the retry
+#   line's numbers (which depend on timing) left out: "<retrying>" stands
+#   for "identityd is retrying in N s (K failed attempts); once the cause
+#   is fixed, 'edgeid system reprovision' tries at once" and for "identityd
+#   is trying again now (K failed attempts)".
+provisioned_lines() {
+	lines_of "identityd has provisioned the device" | sed -E \
+		-e "s/^    identityd is retrying in [0-9]+ s \\([0-9]+ failed attempts?\\); once the cause is fixed, 'edgeid system reprovision' tries at once\$/    <retrying>/" \
+		-e 's/^    identityd is trying again now \([0-9]+ failed attempts?\)$/    <retrying>/'
+}
+NO_RETRY="identityd is not retrying until the settings change or 'edgeid system reprovision'"
 
 # json_of ID: that check's object in the JSON output ($out).
 json_of() {
@@ -262,6 +280,62 @@ is "$tpm_reason" \
 start_tpmd
 ok $? "tpmd starts again"
 
+# ---- no TPM: tpm.tcti points at nothing ----------------------------------------------------
+
+# tpmd runs, but nothing answers at its TCTI: tpmd says the TPM is
+# unavailable, in the sentence `edgeid system status` and `system logs`
+# show too, and the check asks only tpmd's /tpm/status (it never calls
+# /get_tpm_keys, which may create an EK).
+NO_TPM=swtpm:host=127.0.20.6,port=2321
+no_tpm="tpm.tcti \"$NO_TPM\": cannot reach the TPM (tcti:IO failure); check that it exists and that this user may open it"
+printf 'tcti = "%s"\n' "$NO_TPM" >"$R/etc/aziot/tpmd/config.d/60-no-tpm.toml"
+stop_tpmd
+start_tpmd
+ok $? "tpmd starts with tpm.tcti pointing at nothing"
+keys_calls=$(grep -c 'GET /get_tpm_keys' "$IDT_LOGS/tpmd.log")
+run_check
+is "$rc" 0 "no TPM, provisioning by symmetric key: exit status 0"
+is "$(lines_of "tpmd is running")" "√ tpmd is running - OK" "... tpmd is running"
+is "$(lines_of "TPM is reachable and has an endorsement key")" \
+	"- TPM is reachable and has an endorsement key - Skipped
+    through tpmd: the TPM is unavailable: $no_tpm
+    tpmd keeps trying; see 'edgeid system logs tpmd'
+    provisioning does not use the TPM" \
+	"... the TPM check is skipped with tpmd's reason, as provisioning does not use it"
+is "$(grep -c 'GET /get_tpm_keys' "$IDT_LOGS/tpmd.log")" "$keys_calls" \
+	"... the check did not ask tpmd for the TPM's keys"
+grep -q "error: the TPM is unavailable: $no_tpm" "$IDT_LOGS/tpmd.log"
+ok $? "... tpmd's log has the same sentence"
+
+# Only the check is told that provisioning uses the TPM (identityd is not
+# reloaded).
+idt_identityd_dropin 60-tpm '[provisioning.attestation]
+method = "tpm"
+registration_id = "dev1"'
+run_check
+is "$rc $(lines_of "TPM is reachable and has an endorsement key")" \
+	"1 × TPM is reachable and has an endorsement key - Error
+    through tpmd: the TPM is unavailable: $no_tpm
+    tpmd keeps trying; see 'edgeid system logs tpmd'" \
+	"no TPM, provisioning by TPM: an error with tpmd's reason, exit status 1"
+run_check -o json
+is "$(json_of tpm-endorsement-key)" \
+	"[\"error\",\"through tpmd: the TPM is unavailable: ${no_tpm//\"/\\\"}\\ntpmd keeps trying; see 'edgeid system logs tpmd'\"]" \
+	"... and in JSON"
+stop_tpmd
+run_check
+is "$rc $(lines_of "TPM is reachable and has an endorsement key")" \
+	"1 × TPM is reachable and has an endorsement key - Error
+    directly (tpmd is not answering): $no_tpm" \
+	"no TPM and tpmd down: the TPM library's sentence, read directly"
+idt_identityd_dropin 60-tpm ""
+rm -f "$R/etc/aziot/tpmd/config.d/60-no-tpm.toml"
+start_tpmd
+ok $? "tpmd starts again with the TPM"
+run_check
+is "$(lines_of "TPM is reachable and has an endorsement key")" \
+	"√ TPM is reachable and has an endorsement key - OK" "... and the TPM check passes again"
+
 # ---- the clock is not synchronized ------------------------------------------------------
 
 echo no >"$dir/ntp"
@@ -327,13 +401,10 @@ idt_api POST "/identities/device/reprovision?$V" '{"type":"aziot"}'
 is "$status" 404 "the enrollment is disabled and the device reprovisioned: refused"
 run_check
 is "$rc" 1 "a disabled enrollment: exit status 1"
-is "$(lines_of "identityd has provisioned the device")" "× identityd has provisioned the device - Error
+is "$(provisioned_lines)" "× identityd has provisioned the device - Error
     DPS refused registration 'dev1' in ID scope '$CLOUD_DPS_ID_SCOPE': the enrollment is disabled; enable it, then reprovision the device
-    $(if [ "$(idt_status | jq -r .retrying)" = true ]; then
-		echo "identityd tries again on its own; once the cause is fixed, 'edgeid system reprovision' tries at once"
-	else
-		echo "identityd does not try again on its own: fix the cause, then run 'edgeid system reprovision'"
-	fi)" "... identityd's error, and whether it tries again"
+    $(if [ "$(idt_status | jq -r .retrying)" = true ]; then echo "<retrying>"; else echo "$NO_RETRY"; fi)" \
+	"... identityd's error, and whether it tries again"
 is "$(lines_of "host can connect to and perform TLS handshake with IoT Hub HTTPS port")" \
 	"- host can connect to and perform TLS handshake with IoT Hub HTTPS port - Skipped
     no hub is known yet: the device is not provisioned" "... no hub to connect to"
@@ -359,6 +430,108 @@ is "$(lines_of "host can connect to and perform TLS handshake with IoT Hub HTTPS
 	"× host can connect to and perform TLS handshake with IoT Hub HTTPS port - Error" \
 	"... nor the hub's"
 idt_identityd_dropin 50-trust 'trust_bundle_cert = "file:///etc/edgeid/cloud-ca.pem"'
+
+# ---- DPS unreachable: nothing listens at global_endpoint -----------------------------------
+
+# reload_identityd: SIGHUP, and wait until identityd has read its settings
+#   (new provisioning settings make it provision again).
+reload_identityd() {
+	local n
+	n=$(grep -c 'configuration reloaded' "$IDT_LOGS/identityd.log")
+	kill -HUP "$IDT_IDENTITYD_PID"
+	for _ in $(seq 1 300); do
+		[ "$(grep -c 'configuration reloaded' "$IDT_LOGS/identityd.log")" -gt "$n" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_status STATE TEXT: until identityd's state is STATE and its last
+#   error TEXT (30 s). Returns 1 on timeout, with its status on stderr.
+wait_status() {
+	local s
+	for _ in $(seq 1 300); do
+		s=$(idt_status)
+		[ "$(jq -r '.state + "|" + (.last_error // "")' <<<"$s")" = "$1|$2" ] && return 0
+		sleep 0.1
+	done
+	tap_diag "identityd's status: $s"
+	return 1
+}
+
+# A provisioned device whose DPS is now unreachable keeps the identity it
+# had (device_info), unverified.
+NO_DPS=127.0.20.5
+idt_identityd_dropin 60-unreachable "[provisioning]
+global_endpoint = \"https://$NO_DPS/\""
+reload_identityd
+ok $? "identityd reloads with a global_endpoint where nothing listens"
+unreachable="cannot reach DPS: connecting to https://$NO_DPS:443: connection refused"
+wait_status provisioned "$unreachable"
+ok $? "... keeps its identity, and says why it could not register again"
+run_check
+is "$rc $(lines_of "identityd has provisioned the device")" \
+	"1 ‼ identityd has provisioned the device - Warning
+    device 'dev1' in hub $CLOUD_HUB_HOST (from device_info), not verified: $unreachable
+    identityd keeps the identity it had; once the cause is fixed, 'edgeid system reprovision' registers again" \
+	"... a warning with identityd's sentence: the identity is the one it had (exit status 1: DPS)"
+is "$(lines_of "host can connect to and perform TLS handshake with DPS endpoint")" \
+	"× host can connect to and perform TLS handshake with DPS endpoint - Error
+    connecting to https://$NO_DPS:443: connection refused
+    check provisioning.global_endpoint, and that DPS runs there and this host can reach it" \
+	"... DPS: the connection error, and what to look at"
+
+# A device that has never been provisioned (no device_info) while DPS is
+# unreachable.
+idt_stop_identityd
+rm -f "$R/var/lib/aziot/identityd/device_info"
+# shellcheck disable=SC2119 # no extra options for identityd
+idt_start_identityd
+ok $? "identityd starts again without device_info"
+wait_status failed "$unreachable"
+ok $? "... and fails to provision"
+run_check
+is "$rc" 1 "DPS unreachable, never provisioned: exit status 1"
+is "$(provisioned_lines)" "× identityd has provisioned the device - Error
+    $unreachable
+    <retrying>" "... identityd's sentence, and that it tries again"
+is "$(lines_of "host can connect to and perform TLS handshake with DPS endpoint")" \
+	"× host can connect to and perform TLS handshake with DPS endpoint - Error
+    connecting to https://$NO_DPS:443: connection refused
+    check provisioning.global_endpoint, and that DPS runs there and this host can reach it" \
+	"... DPS: the connection error, and what to look at"
+is "$(lines_of "host can connect to and perform TLS handshake with IoT Hub HTTPS port")" \
+	"- host can connect to and perform TLS handshake with IoT Hub HTTPS port - Skipped
+    no hub is known yet: the device is not provisioned" "... no hub to connect to"
+run_check -o json
+is "$(json_of host-connect-dps-endpoint | jq -r '.[0]') $(json_of identityd-provisioned | jq -r '.[0]')" \
+	"error error" "... both errors in JSON"
+idt_identityd_dropin 60-unreachable ""
+reload_identityd && idt_wait_state provisioned 60
+ok $? "the endpoint fixed: identityd provisions the device again"
+
+# ---- a wrong ID scope: not retried ---------------------------------------------------------
+
+idt_identityd_dropin 70-scope '[provisioning]
+scope_id = "0ne0000FFFF"'
+reload_identityd
+scope="DPS at https://$CLOUD_DPS_HOST does not serve ID scope '0ne0000FFFF' (404 The ID scope \"0ne0000FFFF\" is not served here. (errorCode 404000)); check provisioning.id_scope"
+wait_status failed "$scope"
+ok $? "a wrong ID scope: identityd fails to provision"
+run_check
+is "$rc $(lines_of "identityd has provisioned the device")" \
+	"1 × identityd has provisioned the device - Error
+    $scope
+    $NO_RETRY" "... identityd's sentence, and that it does not retry"
+is "$(lines_of "host can connect to and perform TLS handshake with DPS endpoint")" \
+	"√ host can connect to and perform TLS handshake with DPS endpoint - OK" \
+	"... DPS itself is reachable"
+idt_identityd_dropin 70-scope ""
+reload_identityd && idt_wait_state provisioned 60
+ok $? "the scope fixed: identityd provisions the device again"
+run_check
+is "$rc $(lines_of "identityd has provisioned the device")" \
+	"0 √ identityd has provisioned the device - OK" "... and the check passes"
 
 # ---- certificates close to expiry ----------------------------------------------------------------
 
@@ -435,6 +608,60 @@ is "$rc $(lines_of "certificates in certd's store are valid for at least 7 days"
     $R/var/lib/aziot/certd/certs/deviceid-2.cer: \"CN=dev1-soon\" expires on $(rfc3339_end "$R/etc/edgeid/soon.pem") (in 3 days)" \
 	"certd's store: the expired certificate is an error, and the other one is listed too"
 rm -rf "$R/var/lib/aziot/certd/certs"
+
+# ---- an X.509 identity certificate made for another key ------------------------------------
+
+# The device is switched to X.509 attestation, with an enrollment for
+# x509dev's certificate, but the certificate installed is one made for
+# another key.
+cloud_env_device_cert "$dir/cloud" x509dev self >/dev/null &&
+	cloud_env_cli enrollment create --registration-id x509dev \
+		--certificate "$CLOUD_PKI/devices/x509dev.pem" >/dev/null
+ok $? "an X.509 enrollment for x509dev"
+cp "$CLOUD_PKI/devices/x509dev.key" "$R/etc/edgeid/device.key" &&
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$dir/other.key" -out "$R/etc/edgeid/device.pem" -days 30 -subj /CN=x509dev \
+		2>/dev/null
+ok $? "x509dev's key, and a certificate made for another key"
+printf '%s\n' "hostname = \"check-device\"
+[provisioning]
+source = \"dps\"
+global_endpoint = \"https://$CLOUD_DPS_HOST/\"
+id_scope = \"$CLOUD_DPS_ID_SCOPE\"
+[provisioning.attestation]
+method = \"x509\"
+registration_id = \"x509dev\"
+identity_cert = \"file:///etc/edgeid/device.pem\"
+identity_pk = \"file:///etc/edgeid/device.key\"
+[tpm]
+tcti = \"$EDGEID_TEST_TCTI\"" >"$R/etc/aziot/config.toml"
+"$IDT_EDGEID" config apply -c "$R/etc/aziot/config.toml" --root "$R" >"$IDT_LOGS/apply-x509.out" 2>&1
+ok $? "config apply for X.509 attestation"
+kill -TERM "$IDT_KEYD_PID" "$CERTD_PID" && wait "$IDT_KEYD_PID" "$CERTD_PID"
+IDT_KEYD_PID=
+CERTD_PID=
+idt_stop_identityd
+# shellcheck disable=SC2119 # no extra options for identityd
+idt_start_keyd && start_certd && idt_start_identityd
+ok $? "keyd, certd and identityd start again with it"
+wrong_key="the identity certificate 'device-id' was not made for key pair 'device-id' in keyd; install the certificate issued for that key, or the key it was issued for"
+wait_status failed "$wrong_key"
+ok $? "... identityd fails to provision"
+run_check --verbose
+is "$rc" 1 "a certificate for another key: exit status 1"
+is "$(provisioned_lines)" "× identityd has provisioned the device - Error
+    $wrong_key
+    <retrying>" "... identityd's sentence, and that it tries again"
+is "$(lines_of "identity certificates are valid for at least 7 days")" \
+	"√ identity certificates are valid for at least 7 days - OK
+    1 certificate in 1 file; the first to expire: $R/etc/edgeid/device.pem on $(rfc3339_end "$R/etc/edgeid/device.pem")" \
+	"... its validity is fine: identity-certificate-expiry is OK"
+cp "$CLOUD_PKI/devices/x509dev.pem" "$R/etc/edgeid/device.pem"
+idt_api POST "/identities/device/reprovision?$V" '{"type":"aziot"}'
+is "$status" 204 "the right certificate installed: reprovisioned"
+run_check
+is "$rc $(lines_of "identityd has provisioned the device")" \
+	"0 √ identityd has provisioned the device - OK" "... and the check passes"
 
 # ---- identityd down ---------------------------------------------------------------------
 

@@ -421,20 +421,6 @@ is "$body" '{"message":"api-version not specified"}' "the keyd started by hand s
 kill "$standalone"
 wait "$standalone"
 
-# ---- a daemon that refuses its command line is not restarted -----------------------------
-"$edgeidd" certd --help >/dev/null 2>&1
-if [ $? -eq 2 ]; then
-	"$edgeidd" supervise --root "$root" --only certd >/dev/null 2>&1
-	wait_for "certd is down" state_is certd down
-	sleep 2
-	is "$(field certd state):$(field certd restarts):$(field certd last_exit)" \
-		"down:0:exited with status 2" \
-		"a daemon that exits 2 (this edgeidd has no certd) is down and not restarted"
-	"$edgeid" system stop --root "$root" >/dev/null
-else
-	skip "edgeidd has certd: no daemon here refuses its command line"
-fi
-
 # Under ASan+UBSan a report lands in the log of the process that made it.
 reports=$(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$run"/logs/* "$tmp"/fg.log 2>/dev/null)
 is "$reports" "" "no sanitizer report in the supervisor's or the daemons' logs"

@@ -32,10 +32,19 @@ is() { # is GOT EXPECTED DESCRIPTION
 	fi
 }
 
+# A one-line REGEX matches when some line of GOT matches it (grep -E). A
+# REGEX of several lines is one pattern for the whole of GOT (grep would
+# take each of its lines as an alternative): ^ and $ are then GOT's start
+# and end.
 like() { # like GOT EXTENDED-REGEX DESCRIPTION
-	local got=$1 re=$2
+	local got=$1 re=$2 hit=1
 	shift 2
-	if grep -Eq -- "$re" <<<"$got"; then
+	if [[ $re == *$'\n'* ]]; then
+		[[ $got =~ $re ]] && hit=0
+	else
+		grep -Eq -- "$re" <<<"$got" && hit=0
+	fi
+	if [ "$hit" -eq 0 ]; then
 		ok 0 "$*"
 	else
 		ok 1 "$*"
