@@ -39,11 +39,7 @@ ok $? "edgeid-cloud with the DPS and the first hub starts" || { done_testing; ex
 # The second hub: its own process, store and certificate from the same CA.
 h2=$dir/hub2
 mkdir -p "$h2"
-(umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$h2/hub.key" 2>/dev/null) &&
-	openssl req -new -key "$h2/hub.key" -out "$h2/hub.csr" -subj "/CN=$HUB2" 2>/dev/null &&
-	printf 'subjectAltName=IP:%s\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n' "$HUB2" >"$h2/ext" &&
-	openssl x509 -req -in "$h2/hub.csr" -CA "$CLOUD_CA" -CAkey "$CLOUD_PKI/ca.key" -out "$h2/hub.pem" \
-		-days 30 -set_serial 99 -extfile "$h2/ext" 2>/dev/null
+cloud_env_server_cert "$h2/hub" "$HUB2"
 ok $? "a certificate for the second hub"
 cat >"$h2/cloud.toml" <<EOF
 [store]

@@ -87,6 +87,25 @@ _cloud_env_sign() {
 	return $r
 }
 
+# _cloud_env_server_cert PKI BASE IP [NAME]: BASE.key and BASE.pem, a
+# server certificate for IP (and DNS:NAME.edgeid.localhost) from PKI's root.
+_cloud_env_server_cert() {
+	local pki=$1 base=$2 ip=$3 san="IP:$3"
+	[ -n "${4:-}" ] && san="$san,DNS:$4.edgeid.localhost"
+	_cloud_env_key "$base.key" || return 1
+	_cloud_env_openssl req -new -key "$base.key" -out "$base.csr" -subj "/CN=$ip" || return 1
+	_cloud_env_sign "$base.csr" "$pki/ca.pem" "$pki/ca.key" "$base.pem" 825 \
+		"subjectAltName=$san\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth" ||
+		return 1
+	rm -f "$base.csr"
+}
+
+# cloud_env_server_cert BASE IP: BASE.key and BASE.pem, a server certificate
+# for IP from the root of cloud_env_pki (a second hub, say).
+cloud_env_server_cert() {
+	_cloud_env_server_cert "$CLOUD_PKI" "$1" "$2"
+}
+
 # cloud_env_pki DIR
 #   Make DIR/pki with:
 #     ca.pem ca.key           the root CA the servers' certificates chain to
@@ -106,13 +125,7 @@ cloud_env_pki() {
 		-addext "keyUsage=critical,keyCertSign,cRLSign" || return 1
 	for name in dps hub; do
 		if [ "$name" = dps ]; then ip=$CLOUD_DPS_HOST; else ip=$CLOUD_HUB_HOST; fi
-		_cloud_env_key "$pki/$name.key" || return 1
-		_cloud_env_openssl req -new -key "$pki/$name.key" -out "$pki/$name.csr" \
-			-subj "/CN=$ip" || return 1
-		_cloud_env_sign "$pki/$name.csr" "$pki/ca.pem" "$pki/ca.key" "$pki/$name.pem" 825 \
-			"subjectAltName=IP:$ip,DNS:$name.edgeid.localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth" ||
-			return 1
-		rm -f "$pki/$name.csr"
+		_cloud_env_server_cert "$pki" "$pki/$name" "$ip" "$name" || return 1
 	done
 	_cloud_env_key "$pki/device-ca.key" || return 1
 	_cloud_env_openssl req -x509 -new -key "$pki/device-ca.key" -out "$pki/device-ca.pem" \
