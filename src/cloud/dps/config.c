@@ -55,13 +55,24 @@ static int fail(const struct cfgctx *c, const struct toml_pos *pos, const char *
 		       pos ? pos->col : 1, key, what);
 }
 
+/* "prefix.name" for messages; a name too long for the buffer is cut, which
+ * only shortens a message. */
+static const char *join_key(char *buf, size_t size, const char *prefix, const char *name)
+{
+	int n = snprintf(buf, size, "%s.%s", prefix, name);
+
+	if (n < 0 || (size_t)n >= size)
+		buf[size - 1] = '\0';
+	return buf;
+}
+
 static int get_string(const struct cfgctx *c, const struct toml_value *table, const char *prefix,
 		      const char *name, bool required, char **ret)
 {
 	const struct toml_kv *kv = toml_table_find(table, name);
 	char key[128];
 
-	snprintf(key, sizeof(key), "%s.%s", prefix, name);
+	join_key(key, sizeof(key), prefix, name);
 	if (!kv) {
 		if (required)
 			return fail(c, &table->pos, key, "missing (expected a string)");
@@ -83,7 +94,7 @@ static int get_uint(const struct cfgctx *c, const struct toml_value *table, cons
 	const struct toml_kv *kv = toml_table_find(table, name);
 	char key[128];
 
-	snprintf(key, sizeof(key), "%s.%s", prefix, name);
+	join_key(key, sizeof(key), prefix, name);
 	if (!kv)
 		return 0;
 	if (kv->value->type != TOML_INTEGER || kv->value->integer < min || kv->value->integer > max)
@@ -98,7 +109,7 @@ static int get_bool(const struct cfgctx *c, const struct toml_value *table, cons
 	const struct toml_kv *kv = toml_table_find(table, name);
 	char key[128];
 
-	snprintf(key, sizeof(key), "%s.%s", prefix, name);
+	join_key(key, sizeof(key), prefix, name);
 	if (!kv)
 		return 0;
 	if (kv->value->type != TOML_BOOL)
@@ -122,7 +133,7 @@ static int check_keys(const struct cfgctx *c, const struct toml_value *table, co
 				ok = true;
 		if (ok)
 			continue;
-		snprintf(key, sizeof(key), "%s.%s", prefix, kv->key);
+		join_key(key, sizeof(key), prefix, kv->key);
 		return fail(c, &kv->key_pos, key, "unknown key");
 	}
 	return 0;

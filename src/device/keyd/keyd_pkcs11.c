@@ -266,6 +266,7 @@ static int session(struct keyd_p11 *p, const struct keyd_p11_uri *u, CK_SESSION_
 	CK_RV rv;
 	int r;
 
+	*ret = CK_INVALID_HANDLE;
 	r = find_slot(p, u, &slot, e);
 	if (r < 0)
 		return r;
