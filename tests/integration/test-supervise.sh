@@ -147,7 +147,9 @@ out=$("$edgeidd" supervise --help)
 like "$?:$out" '^0:Usage: edgeidd supervise \[OPTIONS\]' "--help prints the usage"
 
 # ---- start, detached --------------------------------------------------------------
-out=$("$edgeidd" supervise --root "$root" --only "$only" --log-size 8K 2>&1)
+# SUPERVISE_PLANTED and LISTEN_FDNAMES must not reach the daemons.
+out=$(SUPERVISE_PLANTED=planted-token LISTEN_FDNAMES=bogus AZIOT_LOG=info \
+	"$edgeidd" supervise --root "$root" --only "$only" --log-size 8K 2>&1)
 is "$?:$out" "0:" "edgeidd supervise detaches once every daemon answers, and exits 0"
 sup=$(cat "$run/supervise.pid" 2>/dev/null)
 ok $? "it wrote its pid file"
@@ -168,6 +170,13 @@ for d in "${daemons[@]}"; do
 	is "$(ps -o ppid= -p "$pid" | tr -d ' ')" "$sup" "$d (pid $pid) is a child of the supervisor"
 	is "$(tr '\0' ' ' <"/proc/$pid/cmdline")" "edgeidd-$d --root $root " \
 		"$d runs as edgeidd-$d with the supervisor's --root"
+	if env=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null); then
+		is "$(grep -E '^(SUPERVISE_PLANTED|LISTEN_|AZIOT_LOG)' <<<"$env" | sort | tr '\n' ' ')" \
+			"AZIOT_LOG=info LISTEN_FDS=1 LISTEN_PID=$pid " \
+			"$d's environment: AZIOT_LOG and its socket, not the supervisor's other variables"
+	else
+		skip "$d's environment: /proc/$pid/environ is not readable by $(id -un)"
+	fi
 	sock=$root/run/aziot/$d.sock
 	if is_root && user_exists "${users[$d]}"; then
 		is "$(ps -o user= -p "$pid" | tr -d ' ')" "${users[$d]}" "$d runs as ${users[$d]}"

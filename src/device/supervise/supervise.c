@@ -451,17 +451,37 @@ static int resolve_user(struct child *c, struct err *e)
 
 /* --- running a daemon ------------------------------------------------------ */
 
+/* What a daemon gets of the supervisor's environment: what systemd would
+ * give it (a unit starts with a clean environment) and the variables the
+ * daemons and their libraries read. Nothing else, so that whatever the
+ * shell that started the supervisor held (tokens, connection strings)
+ * does not end up in every daemon's /proc/PID/environ. */
 static bool inherited_env(const char *v)
 {
-	static const char *const drop[] = {
-	    "LISTEN_PID=",   "LISTEN_FDS=",    "LISTEN_FDNAMES=", "NOTIFY_SOCKET=",
-	    "WATCHDOG_PID=", "WATCHDOG_USEC=", "JOURNAL_STREAM=",
+	static const char *const names[] = {
+	    "PATH",          "TZ",           "LANG",          "LANGUAGE",    "SSL_CERT_DIR",
+	    "SSL_CERT_FILE", "OPENSSL_CONF", "SOFTHSM2_CONF", "https_proxy", "HTTPS_PROXY",
+	    "http_proxy",    "HTTP_PROXY",   "no_proxy",      "NO_PROXY",    "all_proxy",
+	    "ALL_PROXY",
 	};
+	/* AZIOT_*: aziot's log level and config paths; EDGEID_*: ours;
+	 * TSS2_*: tpm2-tss's logging; SOFTHSM2_CONF: the PKCS#11 module the
+	 * tests and docs use (with systemd, a unit's Environment= passes what
+	 * another module needs); *SAN_OPTIONS: sanitizer builds. */
+	static const char *const prefixes[] = {
+	    "LC_", "AZIOT_", "EDGEID_", "TSS2_", "ASAN_OPTIONS=", "LSAN_OPTIONS=", "UBSAN_OPTIONS=",
+	};
+	size_t len = strcspn(v, "=");
 
-	for (size_t i = 0; i < ARRAY_SIZE(drop); i++)
-		if (strneq(v, drop[i], strlen(drop[i])))
-			return false;
-	return true;
+	if (v[len] != '=')
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strlen(names[i]) == len && strneq(v, names[i], len))
+			return true;
+	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
+		if (strneq(v, prefixes[i], strlen(prefixes[i])))
+			return true;
+	return false;
 }
 
 static _noreturn_ void child_fail(const char *what, int err)
